@@ -1,0 +1,3 @@
+from batchkit.cli.main import main
+
+main()

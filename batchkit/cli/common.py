@@ -1,0 +1,97 @@
+"""What every command shares: output formats, exit codes, error handling, progress bars.
+
+Results go to stdout, messages and progress to stderr.  A :class:`BatchkitError` becomes one
+line on stderr and its exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from batchkit.errors import BatchkitError
+
+# Exit codes (DESIGN.md).
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_API = 3
+EXIT_BATCH_FAILED = 4
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def format_option(*choices: str) -> Callable[[F], F]:
+    """``--format`` with the given choices, the first being the default."""
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help="How to print the result.",
+    )
+
+
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True, help="Print only errors: no summary, no progress."
+)
+
+
+def handle_errors(func: F) -> F:
+    """Turn library errors and Ctrl-C into one stderr line and the right exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BatchkitError as error:
+            fail(str(error), error.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def fail(message: str, code: int) -> None:
+    """Print ``batchkit: error: message`` on stderr and exit with ``code``."""
+    click.echo(f"batchkit: error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def echo_json(document: Any) -> None:
+    """Print ``document`` as indented JSON on stdout."""
+    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+
+
+def use_color() -> bool:
+    """Colour only on a terminal and never when ``NO_COLOR`` is set (https://no-color.org)."""
+    return "NO_COLOR" not in os.environ and sys.stderr.isatty()
+
+
+def show_progress(quiet: bool, output_format: str) -> bool:
+    """Progress bars only on a terminal, and never with ``--quiet`` or ``--format json``."""
+    return not quiet and output_format == "text" and sys.stderr.isatty()
+
+
+@contextmanager
+def progress_bar(enabled: bool, **tqdm_kwargs: Any) -> Iterator[Any]:
+    """A tqdm bar on stderr when ``enabled``, else ``None`` (callers check before updating)."""
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(file=sys.stderr, dynamic_ncols=True, **tqdm_kwargs)
+    try:
+        yield bar
+    finally:
+        bar.close()

@@ -1,0 +1,27 @@
+"""``batchkit``: the command group.  Each command lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from batchkit import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="batchkit")
+def cli() -> None:
+    """Build, validate and submit JSONL batch files for OpenAI-style Batch APIs."""
+
+
+def _register() -> None:
+    # Imported here so that each command module can import `cli` helpers without cycles.
+    from batchkit.cli import validate_cmd
+
+    cli.add_command(validate_cmd.validate)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="batchkit")

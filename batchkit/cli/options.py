@@ -1,0 +1,79 @@
+"""Options shared by the commands that read batch files: the profile and its limits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from batchkit.endpoints import ENDPOINTS
+from batchkit.limits import Limits, get_profile
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+class ByteSize(click.ParamType):
+    """A byte count: ``209715200``, ``200MiB``, ``100MB`` or ``1.5GB``."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(value))
+        unit = match.group(2).lower() if match else ""
+        if not match or unit not in _UNITS:
+            self.fail(f"{value!r} is not a size such as 209715200, 200MiB or 100MB", param, ctx)
+        return int(float(match.group(1)) * _UNITS[unit])
+
+
+def limit_options(func: F) -> F:
+    """``--profile`` and the per-limit overrides."""
+    decorators = [
+        click.option(
+            "--profile",
+            help="Provider profile whose limits apply (orq, openai, azure, ...; "
+            "default $BATCHKIT_PROFILE or orq).",
+        ),
+        click.option("--max-requests", type=click.IntRange(min=1), help="Override the limit."),
+        click.option("--max-bytes", type=ByteSize(), help="Override the limit (e.g. 100MB)."),
+        click.option(
+            "--max-embedding-inputs", type=click.IntRange(min=1), help="Override the limit."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def resolve_limits(
+    profile: str | None,
+    max_requests: int | None,
+    max_bytes: int | None,
+    max_embedding_inputs: int | None,
+) -> Limits:
+    return get_profile(profile).limits.replace(
+        max_requests=max_requests,
+        max_bytes=max_bytes,
+        max_embedding_inputs=max_embedding_inputs,
+    )
+
+
+endpoint_option = click.option(
+    "--endpoint",
+    type=click.Choice(list(ENDPOINTS)),
+    help="The batch endpoint (default: the first line's url).",
+)

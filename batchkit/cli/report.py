@@ -1,0 +1,109 @@
+"""Reporters: how a :class:`~batchkit.validate.FileReport` is printed.
+
+``text`` for people, ``json`` for programs (the stable document of the README), ``github`` for
+workflow-command annotations that mark the exact lines of a pull request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+from batchkit.validate import FileReport, Issue
+
+
+def issue_line(path: str, issue: Issue) -> str:
+    """``path:line: code: message``, the form every command uses for a per-line problem."""
+    where = f"{path}:{issue.line}" if issue.line is not None else path
+    kind = "warning: " if issue.severity == "warning" else ""
+    return f"{where}: {kind}{issue.code}: {issue.message}"
+
+
+def human_bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def summary(report: FileReport) -> str:
+    """One line: the verdict, the counts and how close the file is to each limit."""
+    limits = report.limits
+    shares = [
+        f"{report.requests / limits.max_requests:.1%} of {limits.max_requests:,} requests",
+        f"{report.bytes / limits.max_bytes:.1%} of {limits.max_bytes / 2**20:,.0f} MiB",
+    ]
+    if report.embedding_inputs:
+        shares.append(
+            f"{report.embedding_inputs / limits.max_embedding_inputs:.1%} of "
+            f"{limits.max_embedding_inputs:,} embedding inputs"
+        )
+    verdict = "ok" if report.valid else _count(report.errors_total, "error")
+    if report.warnings_total:
+        verdict += f", {_count(report.warnings_total, 'warning')}"
+    return (
+        f"{report.path}: {verdict} in {_count(report.requests, 'request')} "
+        f"({human_bytes(report.bytes)}; limits: {', '.join(shares)})"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def print_text(report: FileReport, *, quiet: bool) -> None:
+    issues = report.errors if quiet else _in_line_order(report.errors, report.warnings)
+    for issue in issues:
+        click.echo(issue_line(report.path, issue))
+    hidden = report.errors_total - len(report.errors)
+    if not quiet:
+        hidden += report.warnings_total - len(report.warnings)
+    if hidden:
+        click.echo(f"{report.path}: {hidden:,} more not listed (raise --max-errors to see them)")
+    if not quiet:
+        click.echo(summary(report))
+
+
+def _in_line_order(errors: Sequence[Issue], warnings: Sequence[Issue]) -> list[Issue]:
+    """Per-line issues by line, then the file-level ones."""
+    return sorted(
+        [*errors, *warnings],
+        key=lambda issue: (issue.line is None, issue.line or 0),
+    )
+
+
+def json_document(reports: Iterable[FileReport], strict: bool) -> dict[str, Any]:
+    files = [report.to_dict() for report in reports]
+    return {"valid": all(_passed(file, strict) for file in files), "files": files}
+
+
+def _passed(file: dict[str, Any], strict: bool) -> bool:
+    return bool(file["valid"]) and not (strict and file["warnings_total"])
+
+
+def github_escape_data(text: str) -> str:
+    """Escaping of a workflow command's message (GitHub's toolkit rules)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def github_escape_property(text: str) -> str:
+    """Escaping of a workflow command's property values (file, title)."""
+    return github_escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotation(path: str, issue: Issue) -> str:
+    properties = [f"file={github_escape_property(path)}"]
+    if issue.line is not None:
+        properties.append(f"line={issue.line}")
+    properties.append(f"title={github_escape_property(issue.code)}")
+    return f"::{issue.severity} {','.join(properties)}::{github_escape_data(issue.message)}"
+
+
+def print_github(report: FileReport) -> None:
+    for issue in _in_line_order(report.errors, report.warnings):
+        click.echo(github_annotation(report.path, issue))
+    click.echo(summary(report), err=True)

@@ -1,0 +1,76 @@
+"""The batch endpoints batchkit knows: one entry per endpoint.
+
+An entry says which JSON Schema its request bodies follow and how its requests count towards
+the file's embedding-input limit.  A new endpoint is a new entry and a new schema file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+def count_embedding_inputs(body: dict[str, Any]) -> int:
+    """How many inputs one embeddings request holds (CONTRACT.md section 1).
+
+    A string or a single token array counts 1; an array of strings or of token arrays counts
+    its length.  Anything else counts 0: the schema check reports it.
+    """
+    value = body.get("input")
+    if isinstance(value, str):
+        return 1
+    if isinstance(value, list):
+        if value and all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+            return 1
+        return len(value)
+    return 0
+
+
+def _no_inputs(body: dict[str, Any]) -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    #: File name under ``schemas/``.
+    schema: str
+    #: The official spec's component schema this one is written from.
+    spec_component: str
+    count_inputs: Callable[[dict[str, Any]], int] = _no_inputs
+
+    @property
+    def counts_inputs(self) -> bool:
+        return self.count_inputs is not _no_inputs
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    endpoint.url: endpoint
+    for endpoint in (
+        Endpoint("/v1/chat/completions", "chat_completions.json", "CreateChatCompletionRequest"),
+        Endpoint(
+            "/v1/embeddings",
+            "embeddings.json",
+            "CreateEmbeddingRequest",
+            count_inputs=count_embedding_inputs,
+        ),
+        Endpoint("/v1/completions", "completions.json", "CreateCompletionRequest"),
+    )
+}
+
+
+def suggest_endpoint(url: str) -> str | None:
+    """The known endpoint a wrong url most likely meant (``/chat/completions`` -> ``/v1/...``)."""
+    stripped = url.strip().rstrip("/")
+    for candidate in (stripped, "/v1" + stripped, "/v1/" + stripped.lstrip("/")):
+        if candidate in ENDPOINTS:
+            return candidate
+    for known in ENDPOINTS:
+        if stripped.endswith(known.removeprefix("/v1")) and stripped:
+            return known
+    return None
+
+
+def get_endpoint(url: str) -> Endpoint | None:
+    return ENDPOINTS.get(url)

@@ -1,0 +1,137 @@
+"""File limits and provider profiles: data, not logic.
+
+A provider is one :class:`Profile` entry in :data:`PROFILES`.  Adding one (or correcting a
+limit when a provider changes it) is an edit here and nowhere else.  The numbers come from
+CONTRACT.md section 1; the API paths from sections 4 and 5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from batchkit.errors import UsageError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one batch file may hold.  Every field can be overridden on its own."""
+
+    max_requests: int = 50_000
+    #: 200 MiB: the exact number in the provider's own "file too large" message.
+    max_bytes: int = 200 * MIB
+    #: Embedding inputs summed over the whole file.
+    max_embedding_inputs: int = 50_000
+    #: Longer ids are accepted by OpenAI but refused by Anthropic, Together and others.
+    long_custom_id: int = 64
+    #: A file at or above this share of any limit gets a ``near_limit`` warning.
+    near_limit_ratio: float = 0.9
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value <= 0:
+                raise UsageError(f"limit {field.name} must be positive, got {value!r}")
+
+    def replace(self, **overrides: int | float | None) -> Limits:
+        """A copy with the given limits changed; ``None`` values are ignored."""
+        changes = {key: value for key, value in overrides.items() if value is not None}
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A provider: its file limits and where and how its Files and Batches APIs live.
+
+    ``base_url`` is ``None`` where every account has its own host (Azure): then the user
+    must give one.  Paths are joined to the base URL as they are.
+    """
+
+    name: str
+    limits: Limits
+    base_url: str | None
+    files_path: str
+    batches_path: str
+    api_key_env: str
+    description: str
+
+
+PROFILES: dict[str, Profile] = {
+    profile.name: profile
+    for profile in (
+        Profile(
+            name="orq",
+            limits=Limits(),
+            base_url="https://api.orq.ai",
+            files_path="/v2/files",
+            batches_path="/v2/proxy/batch",
+            api_key_env="ORQ_API_KEY",
+            description="orq.ai (the default)",
+        ),
+        Profile(
+            name="orq-router",
+            limits=Limits(),
+            base_url="https://api.orq.ai",
+            files_path="/v2/files",
+            batches_path="/v3/router/batches",
+            api_key_env="ORQ_API_KEY",
+            description="orq.ai's newer router batch API",
+        ),
+        Profile(
+            name="openai",
+            limits=Limits(),
+            base_url="https://api.openai.com/v1",
+            files_path="/files",
+            batches_path="/batches",
+            api_key_env="OPENAI_API_KEY",
+            description="OpenAI, or any OpenAI-compatible service by its --base-url",
+        ),
+        Profile(
+            name="azure",
+            limits=Limits(max_requests=100_000),
+            base_url=None,
+            files_path="/files",
+            batches_path="/batches",
+            api_key_env="AZURE_OPENAI_API_KEY",
+            description="Azure OpenAI (give your resource's --base-url, ending in /openai/v1)",
+        ),
+        Profile(
+            name="together",
+            limits=Limits(max_bytes=100 * MIB),
+            base_url="https://api.together.xyz/v1",
+            files_path="/files",
+            batches_path="/batches",
+            api_key_env="TOGETHER_API_KEY",
+            description="Together AI",
+        ),
+        Profile(
+            name="groq",
+            limits=Limits(),
+            base_url="https://api.groq.com/openai/v1",
+            files_path="/files",
+            batches_path="/batches",
+            api_key_env="GROQ_API_KEY",
+            description="Groq",
+        ),
+    )
+}
+
+DEFAULT_PROFILE = "orq"
+PROFILE_ENV = "BATCHKIT_PROFILE"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile called ``name``; a UsageError lists the known ones.
+
+    ``None`` means "not given": then ``BATCHKIT_PROFILE``, then the default (``orq``).  This is
+    the one place the profile setting is resolved.
+    """
+    key = (name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
+    try:
+        return PROFILES[key]
+    except KeyError:
+        known = ", ".join(sorted(PROFILES))
+        raise UsageError(f"unknown profile {name!r}: choose one of {known}") from None

@@ -1,0 +1,162 @@
+"""Loads the JSON Schemas shipped in ``schemas/`` and checks request bodies against them.
+
+Two engines, on purpose (DESIGN.md, "Measured here"): ``jsonschema_rs`` answers "is this body
+valid?" on every line at close to parsing speed, and the ``jsonschema`` package explains the
+few bodies that are not, with the JSON path and the rule that failed.  The tests check that
+both engines agree on every schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import jsonschema_rs
+import orjson
+from jsonschema.exceptions import ValidationError, best_match
+
+from batchkit.errors import BatchkitError
+
+# In a wheel the files live in the package ``batchkit.schema_files`` (setup.cfg maps the
+# top-level ``schemas/`` folder there); in a plain checkout they are read from ``schemas/``.
+_CHECKOUT_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def schema_path(name: str) -> Path:
+    """Where the schema file ``name`` (e.g. ``chat_completions.json``) is on this install."""
+    try:
+        candidate = resources.files("batchkit.schema_files") / name
+        if candidate.is_file():
+            return Path(str(candidate))
+    except ModuleNotFoundError:
+        pass
+    path = _CHECKOUT_DIR / name
+    if not path.is_file():
+        raise BatchkitError(f"schema {name} is missing from this installation of batchkit")
+    return path
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = orjson.loads(schema_path(name).read_bytes())
+    return schema
+
+
+@cache
+def _fast_validator(name: str) -> Any:
+    return jsonschema_rs.validator_for(load_schema(name))
+
+
+@cache
+def _explaining_validator(name: str) -> jsonschema.protocols.Validator:
+    schema = load_schema(name)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class BodyProblem:
+    """One way a body breaks its schema: ``param`` is the JSON path from ``body``."""
+
+    param: str
+    message: str
+
+
+def is_valid(name: str, body: Any) -> bool:
+    """The fast path: is ``body`` valid against schema ``name``?"""
+    return bool(_fast_validator(name).is_valid(body))
+
+
+def body_problems(name: str, body: Any) -> list[BodyProblem]:
+    """Every problem in ``body``, or ``[]``.  Cheap for valid bodies; explains invalid ones."""
+    if is_valid(name, body):
+        return []
+    problems: list[BodyProblem] = []
+    seen: set[tuple[str, str]] = set()
+    for error in _explaining_validator(name).iter_errors(body):
+        for problem in _explain(best_match([error])):
+            key = (problem.param, problem.message)
+            if key not in seen:
+                seen.add(key)
+                problems.append(problem)
+    if not problems:  # the engines disagree; say so rather than call the body valid
+        problems.append(BodyProblem("body", "the body does not match its schema"))
+    return problems
+
+
+def format_path(path: Any, root: str = "body") -> str:
+    """``["messages", 0, "role"]`` -> ``body.messages[0].role``."""
+    text = root
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def show(value: Any, width: int = 60) -> str:
+    """A value as JSON for a message, cut to about ``width`` characters."""
+    if isinstance(value, str) and len(value) > width:
+        return orjson.dumps(value[:width]).decode()[:-1] + '..."'
+    text = orjson.dumps(value, default=repr).decode()
+    return text if len(text) <= width else text[:width] + "..."
+
+
+def _explain(error: ValidationError) -> Iterator[BodyProblem]:
+    param = format_path(error.absolute_path)
+    kind, expected, value = error.validator, error.validator_value, error.instance
+    if kind == "required":
+        for name in expected:
+            if isinstance(value, dict) and name not in value:
+                yield BodyProblem(f"{param}.{name}", f"{param}.{name} is required")
+        return
+    if kind == "enum":
+        choices = ", ".join(show(choice) for choice in expected)
+        message = f"{show(value)} is not one of {choices}"
+    elif kind == "const":
+        message = f"{show(value)} must be {show(expected)}"
+    elif kind == "type":
+        wanted = " or ".join(expected) if isinstance(expected, list) else expected
+        message = f"expected {wanted}, got {json_type(value)} {show(value)}"
+    elif kind in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
+        relation = {
+            "minimum": ">=",
+            "maximum": "<=",
+            "exclusiveMinimum": ">",
+            "exclusiveMaximum": "<",
+        }[kind]
+        message = f"{show(value)} is out of range: must be {relation} {expected}"
+    elif kind in {"minItems", "maxItems"}:
+        bound = "at least" if kind == "minItems" else "at most"
+        message = f"has {len(value)} items; must have {bound} {expected}"
+    elif kind in {"minLength", "maxLength"}:
+        bound = "at least" if kind == "minLength" else "at most"
+        message = f"is {len(value)} characters long; must be {bound} {expected}"
+    elif kind == "additionalProperties":
+        extra = sorted(set(value) - set(error.schema.get("properties", {})))
+        for name in extra:
+            where = f"{param}.{name}"
+            yield BodyProblem(where, f"{where} is not a parameter of this endpoint")
+        return
+    elif kind in {"anyOf", "oneOf"} and not error.context:
+        message = f"{show(value)} is not a valid value here"
+    else:
+        message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    yield BodyProblem(param, f"{param}: {message}")
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

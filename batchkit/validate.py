@@ -1,0 +1,546 @@
+"""The streaming validator: bytes in, Issues and a FileReport out.
+
+One pass over the file, one line in memory at a time.  Every problem is reported with its
+line, a code (the provider's own where it is known, CONTRACT.md section 3), the JSON path of
+the offending value, and a message that says what to do.  The list of issues is capped; the
+counts never are.
+
+:class:`Validator` is the incremental core, shared with the builder: feed it lines (or
+already-parsed records) and ask it for the :class:`FileReport` at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import orjson
+
+from batchkit import schemas
+from batchkit.endpoints import ENDPOINTS, Endpoint, get_endpoint, suggest_endpoint
+from batchkit.errors import UsageError
+from batchkit.limits import Limits
+
+Severity = Literal["error", "warning"]
+
+REQUIRED_KEYS = ("custom_id", "method", "url", "body")
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+DEFAULT_MAX_ISSUES = 1000
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem.  ``line`` is 1-based, or ``None`` for a file-level problem."""
+
+    line: int | None
+    code: str
+    param: str | None
+    message: str
+    severity: Severity = "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "code": self.code, "param": self.param, "message": self.message}
+
+
+@dataclass
+class FileReport:
+    """The verdict on one file: the fields of ``batchkit validate --format json``."""
+
+    path: str
+    endpoint: str | None
+    model: str | None
+    requests: int
+    bytes: int
+    embedding_inputs: int
+    errors: list[Issue]
+    warnings: list[Issue]
+    errors_total: int
+    warnings_total: int
+    limits: Limits
+
+    @property
+    def valid(self) -> bool:
+        return self.errors_total == 0
+
+    def passed(self, strict: bool = False) -> bool:
+        """Valid, and with ``strict`` also free of warnings."""
+        return self.valid and not (strict and self.warnings_total)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "valid": self.valid,
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "requests": self.requests,
+            "bytes": self.bytes,
+            "embedding_inputs": self.embedding_inputs,
+            "errors": [issue.to_dict() for issue in self.errors],
+            "warnings": [issue.to_dict() for issue in self.warnings],
+            "errors_total": self.errors_total,
+            "warnings_total": self.warnings_total,
+        }
+
+
+@dataclass
+class _Collected:
+    """Issues kept (up to ``cap`` of each severity) and counted (all of them)."""
+
+    cap: int
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+    errors_total: int = 0
+    warnings_total: int = 0
+
+    def add(self, issue: Issue) -> None:
+        if issue.severity == "error":
+            self.errors_total += 1
+            if len(self.errors) < self.cap:
+                self.errors.append(issue)
+        else:
+            self.warnings_total += 1
+            if len(self.warnings) < self.cap:
+                self.warnings.append(issue)
+
+
+class Validator:
+    """Checks one batch file, a line at a time.
+
+    ``endpoint`` fixes the batch endpoint; when ``None`` it is taken from the first line that
+    names one.  Use :meth:`feed` for raw lines or :meth:`check_record` for records that are
+    already parsed (the builder), then :meth:`finish`.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        limits: Limits | None = None,
+        *,
+        path: str = "<stream>",
+        max_issues: int = DEFAULT_MAX_ISSUES,
+    ) -> None:
+        if endpoint is not None and endpoint not in ENDPOINTS:
+            known = ", ".join(ENDPOINTS)
+            hint = suggest_endpoint(endpoint)
+            extra = f" (did you mean {hint}?)" if hint else ""
+            raise UsageError(f"unknown endpoint {endpoint!r}{extra}: choose one of {known}")
+        self.limits = limits or Limits()
+        self.path = path
+        self._endpoint: Endpoint | None = get_endpoint(endpoint) if endpoint else None
+        self._endpoint_fixed = endpoint is not None
+        self._endpoint_seen = endpoint is not None
+        self._issues = _Collected(cap=max_issues)
+        self._ids: dict[str, int] = {}
+        self._model: str | None = None
+        self._model_line = 0
+        self._line = 0
+        self._bytes = 0
+        self._requests = 0
+        self._embedding_inputs = 0
+        self._utf16 = False
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str | None:
+        return self._endpoint.url if self._endpoint else None
+
+    @property
+    def requests(self) -> int:
+        return self._requests
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def embedding_inputs(self) -> int:
+        return self._embedding_inputs
+
+    def feed(self, raw: bytes) -> list[Issue]:
+        """Check one raw line (with or without its line end); returns its issues."""
+        self._line += 1
+        self._bytes += len(raw)
+        line = self._line
+        found: list[Issue] = []
+        if line == 1:
+            if raw.startswith(UTF8_BOM):
+                found.append(
+                    Issue(
+                        1,
+                        "byte_order_mark",
+                        None,
+                        "the file starts with a UTF-8 byte-order mark; save it as UTF-8 without "
+                        "BOM (batchkit build --fix strips it)",
+                    )
+                )
+                raw = raw[len(UTF8_BOM) :]
+            elif raw.startswith(UTF16_BOMS):
+                self._utf16 = True
+                found.append(
+                    Issue(
+                        None,
+                        "invalid_encoding",
+                        None,
+                        "the file is UTF-16; batch files must be UTF-8: convert it "
+                        "(e.g. iconv -f UTF-16 -t UTF-8) and validate again",
+                    )
+                )
+        if self._utf16:
+            return self._record(found)
+        if not raw.strip():
+            found.append(
+                Issue(line, "blank_line", None, "blank line; remove it", severity="warning")
+            )
+            return self._record(found)
+        self._requests += 1
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            found.append(_parse_issue(raw, line, error))
+            return self._record(found)
+        if not isinstance(record, dict):
+            found.append(_not_an_object(record, line))
+            return self._record(found)
+        found.extend(self._check(record, line))
+        return self._record(found)
+
+    def check_record(self, record: dict[str, Any], nbytes: int) -> list[Issue]:
+        """Check one parsed request that takes ``nbytes`` in the file (line end included)."""
+        self._line += 1
+        self._bytes += nbytes
+        self._requests += 1
+        return self._record(self._check(record, self._line))
+
+    def finish(self) -> FileReport:
+        """The report, with the file-level checks (limits, empty file) added."""
+        for issue in self._file_issues():
+            self._issues.add(issue)
+        collected = self._issues
+        return FileReport(
+            path=self.path,
+            endpoint=self.endpoint,
+            model=self._model,
+            requests=self._requests,
+            bytes=self._bytes,
+            embedding_inputs=self._embedding_inputs,
+            errors=collected.errors,
+            warnings=collected.warnings,
+            errors_total=collected.errors_total,
+            warnings_total=collected.warnings_total,
+            limits=self.limits,
+        )
+
+    # -- the rules --------------------------------------------------------------------------
+
+    def _record(self, found: list[Issue]) -> list[Issue]:
+        for issue in found:
+            self._issues.add(issue)
+        return found
+
+    def _check(self, record: dict[str, Any], line: int) -> list[Issue]:
+        found: list[Issue] = []
+        for key in REQUIRED_KEYS:
+            if key not in record:
+                found.append(
+                    Issue(
+                        line,
+                        "missing_required_parameter",
+                        key,
+                        f"missing required parameter '{key}'; every line needs custom_id, "
+                        "method, url and body",
+                    )
+                )
+        for key in record:
+            if key not in REQUIRED_KEYS:
+                found.append(
+                    Issue(
+                        line,
+                        "unknown_parameter",
+                        key,
+                        f"unknown top-level key '{key}' is ignored or refused by the server; "
+                        "move it into body or remove it",
+                        severity="warning",
+                    )
+                )
+        if "custom_id" in record:
+            found.extend(self._check_custom_id(record["custom_id"], line))
+        if "method" in record:
+            method = record["method"]
+            if method != "POST":
+                found.append(
+                    Issue(
+                        line,
+                        "invalid_method",
+                        "method",
+                        f'method is {schemas.show(method)}; batch requests must use "POST"',
+                    )
+                )
+        if "url" in record:
+            found.extend(self._check_url(record["url"], line))
+        if "body" in record:
+            body = record["body"]
+            if isinstance(body, dict):
+                found.extend(self._check_body(body, line))
+            else:
+                found.append(
+                    Issue(
+                        line,
+                        "invalid_type",
+                        "body",
+                        f"body must be an object (the request's JSON body), got "
+                        f"{schemas.json_type(body)}",
+                    )
+                )
+        return found
+
+    def _check_custom_id(self, custom_id: Any, line: int) -> list[Issue]:
+        if not isinstance(custom_id, str):
+            return [
+                Issue(
+                    line,
+                    "invalid_type",
+                    "custom_id",
+                    f"custom_id must be a string, got {schemas.json_type(custom_id)} "
+                    f"{schemas.show(custom_id)}; quote it",
+                )
+            ]
+        if not custom_id:
+            return [
+                Issue(line, "invalid_type", "custom_id", "custom_id must be a non-empty string")
+            ]
+        first = self._ids.setdefault(custom_id, line)
+        if first != line:
+            return [
+                Issue(
+                    line,
+                    "duplicate_custom_id",
+                    "custom_id",
+                    f"{schemas.show(custom_id)} was already used on line {first}; "
+                    "custom_id must be unique in the file",
+                )
+            ]
+        if len(custom_id) > self.limits.long_custom_id:
+            return [
+                Issue(
+                    line,
+                    "long_custom_id",
+                    "custom_id",
+                    f"custom_id is {len(custom_id)} characters; some providers refuse more "
+                    f"than {self.limits.long_custom_id}",
+                    severity="warning",
+                )
+            ]
+        return []
+
+    def _check_url(self, url: Any, line: int) -> list[Issue]:
+        if not isinstance(url, str):
+            return [
+                Issue(
+                    line,
+                    "invalid_type",
+                    "url",
+                    f'url must be a string such as "/v1/chat/completions", got '
+                    f"{schemas.json_type(url)}",
+                )
+            ]
+        if not self._endpoint_seen:
+            # The first url decides the file's endpoint; a near miss still tells us which
+            # schema the bodies are meant for.
+            self._endpoint_seen = True
+            guess = url if url in ENDPOINTS else suggest_endpoint(url)
+            self._endpoint = get_endpoint(guess) if guess else None
+        expected = self.endpoint
+        if url == expected:
+            return []
+        known = ", ".join(f'"{name}"' for name in ENDPOINTS)
+        if expected is None:
+            message = (
+                f'url is "{url}", which is not a batch endpoint batchkit supports '
+                f"(use one of {known})"
+            )
+        elif url in ENDPOINTS:
+            source = "--endpoint" if self._endpoint_fixed else "the first line"
+            message = (
+                f'url is "{url}" but the batch endpoint is "{expected}" (from {source}); '
+                "every line of a batch must use the batch's endpoint"
+            )
+        elif suggest_endpoint(url) == expected:
+            message = f'url is "{url}" but the batch endpoint is "{expected}" (missing "/v1"?)'
+        else:
+            message = f'url is "{url}" but the batch endpoint is "{expected}"'
+        return [Issue(line, "invalid_url", "url", message)]
+
+    def _check_body(self, body: dict[str, Any], line: int) -> list[Issue]:
+        found: list[Issue] = []
+        if body.get("stream") is True:
+            found.append(
+                Issue(
+                    line,
+                    "streaming_unsupported",
+                    "body.stream",
+                    "streaming is not supported in the Batch API; remove body.stream or set it "
+                    "to false",
+                )
+            )
+        model = body.get("model")
+        if isinstance(model, str):
+            if self._model is None:
+                self._model, self._model_line = model, line
+            elif model != self._model:
+                found.append(
+                    Issue(
+                        line,
+                        "model_mismatch",
+                        "body.model",
+                        f'body.model is "{model}" but line {self._model_line} uses '
+                        f'"{self._model}"; a batch file must use one model (split the file '
+                        "per model)",
+                    )
+                )
+        endpoint = self._endpoint
+        if endpoint is None:
+            return found
+        for problem in schemas.body_problems(endpoint.schema, body):
+            found.append(Issue(line, "invalid_request", problem.param, problem.message))
+        self._embedding_inputs += endpoint.count_inputs(body)
+        return found
+
+    def _file_issues(self) -> list[Issue]:
+        limits = self.limits
+        found: list[Issue] = []
+        if self._requests == 0 and not self._utf16:
+            message = "the file has no requests; a batch needs one or more"
+            found.append(Issue(None, "empty_file", None, message))
+        checks = [
+            (self._requests, limits.max_requests, "too_many_tasks", "requests", "split the file"),
+            (self._bytes, limits.max_bytes, "file_too_large", "bytes", "split the file"),
+        ]
+        if self._endpoint is not None and self._endpoint.counts_inputs:
+            checks.append(
+                (
+                    self._embedding_inputs,
+                    limits.max_embedding_inputs,
+                    "too_many_embedding_inputs",
+                    "embedding inputs",
+                    "split the file",
+                )
+            )
+        for value, limit, code, what, advice in checks:
+            if value > limit:
+                found.append(
+                    Issue(
+                        None,
+                        code,
+                        None,
+                        f"the file has {value:,} {what}, over the limit of {limit:,}; {advice} "
+                        "(batchkit build splits at the limits)",
+                    )
+                )
+            elif value >= limit * limits.near_limit_ratio:
+                found.append(
+                    Issue(
+                        None,
+                        "near_limit",
+                        None,
+                        f"the file has {value:,} {what}, {value / limit:.0%} of the limit of "
+                        f"{limit:,}",
+                        severity="warning",
+                    )
+                )
+        return found
+
+
+def _parse_issue(raw: bytes, line: int, error: orjson.JSONDecodeError) -> Issue:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return Issue(
+            line,
+            "invalid_encoding",
+            None,
+            f"bytes that are not UTF-8 at byte {bad.start + 1} of the line; save the file as UTF-8",
+        )
+    stripped = raw.strip()
+    if any(word in raw for word in (b"NaN", b"Infinity")) and _mentions_non_finite(raw):
+        hint = "NaN and Infinity are not JSON; use null or a number"
+    elif (line == 1 and stripped in (b"[", b"{")) or stripped.startswith(b"[{"):
+        hint = (
+            "the file looks like a JSON array or pretty-printed JSON, but a batch file needs one "
+            "JSON object per line (batchkit build --fix converts it)"
+        )
+    else:
+        hint = f"{error.msg} at column {error.colno}"
+    return Issue(line, "invalid_json_line", None, f"this line is not valid JSON ({hint})")
+
+
+def _mentions_non_finite(raw: bytes) -> bool:
+    """NaN/Infinity outside a string: the parser stopped on it."""
+    import re
+
+    return re.search(rb"[:\[,]\s*-?(NaN|Infinity)\b", raw) is not None
+
+
+def _not_an_object(record: Any, line: int) -> Issue:
+    kind = schemas.json_type(record)
+    hint = ""
+    if isinstance(record, list):
+        hint = " (a JSON array: put each request on a line of its own; batchkit build --fix does)"
+    return Issue(
+        line,
+        "invalid_json_line",
+        None,
+        f"this line is JSON but not an object (it is {kind}){hint}; each line must be one "
+        "request object",
+    )
+
+
+Source = str | os.PathLike[str] | BinaryIO
+
+
+def validate_file(
+    source: Source,
+    endpoint: str | None = None,
+    limits: Limits | None = None,
+    *,
+    max_issues: int = DEFAULT_MAX_ISSUES,
+) -> FileReport:
+    """Validate a batch file (a path, ``"-"`` for stdin, or a binary stream) in one pass.
+
+    Returns the :class:`FileReport`; never raises for a bad file, only for bad arguments
+    (:class:`~batchkit.errors.UsageError`) or a file that cannot be read.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        if str(source) == "-":
+            return validate_stream(sys.stdin.buffer, "<stdin>", endpoint, limits, max_issues)
+        path = Path(source)
+        try:
+            with path.open("rb") as stream:
+                return validate_stream(stream, str(source), endpoint, limits, max_issues)
+        except IsADirectoryError:
+            raise UsageError(f"{source}: is a directory, not a batch file") from None
+        except FileNotFoundError:
+            raise UsageError(f"{source}: no such file") from None
+        except PermissionError:
+            raise UsageError(f"{source}: permission denied") from None
+    name = getattr(source, "name", "<stream>")
+    return validate_stream(source, str(name), endpoint, limits, max_issues)
+
+
+def validate_stream(
+    lines: Iterable[bytes],
+    path: str,
+    endpoint: str | None = None,
+    limits: Limits | None = None,
+    max_issues: int = DEFAULT_MAX_ISSUES,
+) -> FileReport:
+    """Validate an iterable of raw lines (a binary file yields them one at a time)."""
+    validator = Validator(endpoint, limits, path=path, max_issues=max_issues)
+    for raw in lines:
+        validator.feed(raw)
+    return validator.finish()
