@@ -142,7 +142,9 @@ class Validator:
         self._bytes = 0
         self._requests = 0
         self._embedding_inputs = 0
-        self._utf16 = False
+        # Set when line 1 shows the file is not JSONL at all (UTF-16, one pretty-printed JSON
+        # document): one error says so, and the remaining lines are counted, not checked.
+        self._not_jsonl = False
 
     # -- public -----------------------------------------------------------------------------
 
@@ -181,7 +183,7 @@ class Validator:
                 )
                 raw = raw[len(UTF8_BOM) :]
             elif raw.startswith(UTF16_BOMS):
-                self._utf16 = True
+                self._not_jsonl = True
                 found.append(
                     Issue(
                         None,
@@ -191,7 +193,19 @@ class Validator:
                         "(e.g. iconv -f UTF-16 -t UTF-8) and validate again",
                     )
                 )
-        if self._utf16:
+            elif raw.strip() in (b"[", b"{"):
+                self._not_jsonl = True
+                found.append(
+                    Issue(
+                        1,
+                        "invalid_json_line",
+                        None,
+                        "the file is one pretty-printed JSON document, not JSON Lines: a batch "
+                        "file needs one request object per line (batchkit build --fix converts "
+                        "it)",
+                    )
+                )
+        if self._not_jsonl:
             return self._record(found)
         if not raw.strip():
             found.append(
@@ -414,7 +428,7 @@ class Validator:
     def _file_issues(self) -> list[Issue]:
         limits = self.limits
         found: list[Issue] = []
-        if self._requests == 0 and not self._utf16:
+        if self._requests == 0 and not self._not_jsonl:
             message = "the file has no requests; a batch needs one or more"
             found.append(Issue(None, "empty_file", None, message))
         checks = [
@@ -466,13 +480,13 @@ def _parse_issue(raw: bytes, line: int, error: orjson.JSONDecodeError) -> Issue:
             None,
             f"bytes that are not UTF-8 at byte {bad.start + 1} of the line; save the file as UTF-8",
         )
-    stripped = raw.strip()
+    stripped = raw.lstrip()
     if any(word in raw for word in (b"NaN", b"Infinity")) and _mentions_non_finite(raw):
         hint = "NaN and Infinity are not JSON; use null or a number"
-    elif (line == 1 and stripped in (b"[", b"{")) or stripped.startswith(b"[{"):
+    elif stripped.startswith(b"["):
         hint = (
-            "the file looks like a JSON array or pretty-printed JSON, but a batch file needs one "
-            "JSON object per line (batchkit build --fix converts it)"
+            "it looks like a JSON array, but a batch file needs one request object per line "
+            "(batchkit build --fix converts it)"
         )
     else:
         hint = f"{error.msg} at column {error.colno}"

@@ -35,7 +35,7 @@ def summary(report: FileReport) -> str:
     limits = report.limits
     shares = [
         f"{report.requests / limits.max_requests:.1%} of {limits.max_requests:,} requests",
-        f"{report.bytes / limits.max_bytes:.1%} of {limits.max_bytes / 2**20:,.0f} MiB",
+        f"{report.bytes / limits.max_bytes:.1%} of {_limit_size(limits.max_bytes)}",
     ]
     if report.embedding_inputs:
         shares.append(
@@ -49,6 +49,12 @@ def summary(report: FileReport) -> str:
         f"{report.path}: {verdict} in {_count(report.requests, 'request')} "
         f"({human_bytes(report.bytes)}; limits: {', '.join(shares)})"
     )
+
+
+def _limit_size(count: int) -> str:
+    """Limits are set in MiB (200 MiB is the provider's own number); small overrides in bytes."""
+    mib = count / 2**20
+    return f"{mib:,.0f} MiB" if mib >= 1 and mib == int(mib) else f"{count:,} bytes"
 
 
 def _count(number: int, noun: str) -> str:
