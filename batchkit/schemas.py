@@ -56,7 +56,7 @@ def _fast_validator(name: str) -> Any:
 def _explaining_validator(name: str) -> jsonschema.protocols.Validator:
     schema = load_schema(name)
     cls = jsonschema.validators.validator_for(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 @dataclass(frozen=True)

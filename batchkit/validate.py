@@ -157,7 +157,8 @@ class Validator:
         return self._requests
 
     @property
-    def bytes(self) -> int:
+    def size(self) -> int:
+        """Bytes seen so far, line ends included."""
         return self._bytes
 
     @property

@@ -25,7 +25,7 @@ _UNITS = {
 }
 
 
-class ByteSize(click.ParamType):
+class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
     """A byte count: ``209715200``, ``200MiB``, ``100MB`` or ``1.5GB``."""
 
     name = "size"
