@@ -20,6 +20,8 @@ class InvalidInputError(BatchkitError):
     """The input (a batch file, a request, metadata) breaks a rule; nothing was sent."""
 
     exit_code = 1
+    #: The validation (a ``batchkit.validate.FileReport``) when a whole file was judged.
+    report: object | None = None
 
 
 class UsageError(BatchkitError):
@@ -60,3 +62,17 @@ class NetworkError(BatchkitError):
     """The server could not be reached, or did not answer in time."""
 
     exit_code = 3
+
+
+class WaitTimeout(BatchkitError):
+    """Waiting for a batch took longer than allowed; the batch itself is still running.
+
+    ``batch`` is the last state seen (a :class:`batchkit.client.Batch`), so the caller can
+    report how far it got.  Exit 3, as for other "the service did not deliver in time" cases.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, batch: object = None) -> None:
+        super().__init__(message)
+        self.batch = batch

@@ -1,0 +1,248 @@
+"""Submit a batch file: validate, upload, create, and (optionally) wait.
+
+The order is the point.  Everything that can fail without the network (validation, metadata
+limits, the file's hash) happens before the first request, so a bad file costs nothing.  A
+re-run of the same CI job must not pay twice: the file's sha256 goes into the batch metadata,
+and a later submit of the same bytes to the same endpoint finds that batch instead of
+uploading again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchkit.client import Batch, Client, FileObject
+from batchkit.errors import InvalidInputError, UsageError, WaitTimeout
+from batchkit.limits import Limits
+from batchkit.validate import FileReport, validate_file
+
+__all__ = [
+    "HASH_KEY",
+    "MAX_METADATA_KEY",
+    "MAX_METADATA_PAIRS",
+    "MAX_METADATA_VALUE",
+    "SubmitResult",
+    "check_metadata",
+    "file_sha256",
+    "find_existing_batch",
+    "submit",
+    "wait_for_batch",
+]
+
+#: The metadata key that carries the file's sha256 (what makes re-runs safe).
+HASH_KEY = "batchkit_sha256"
+#: Metadata limits of the Batch API (CONTRACT.md section 4).
+MAX_METADATA_PAIRS = 16
+MAX_METADATA_KEY = 64
+MAX_METADATA_VALUE = 512
+#: A batch in these states does not count as "already submitted": submitting again is right.
+#: ``cancelling`` is included because it can only end as ``cancelled``.
+NOT_REUSABLE = frozenset({"failed", "expired", "cancelled", "cancelling"})
+#: How many pages of batches (of 100) the re-run check looks through; bounded so that an
+#: account with a long history does not turn every submit into a crawl.
+REUSE_PAGES = 5
+
+_HASH_CHUNK = 1024 * 1024
+
+
+@dataclass
+class SubmitResult:
+    """What :func:`submit` did, for the CLI to print and for callers to act on."""
+
+    #: The validation of the file.
+    report: FileReport
+    #: The batch created or reused; ``None`` on a dry run.
+    batch: Batch | None
+    #: The uploaded file; ``None`` when the batch was reused or on a dry run.
+    file: FileObject | None
+    #: True when an existing batch with the same sha256 and endpoint was found.
+    reused: bool
+    sha256: str
+    dry_run: bool
+    #: The create request's body (``input_file_id`` is ``None`` on a dry run).
+    request: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch.raw if self.batch else None,
+            "file": self.file.raw if self.file else None,
+            "reused": self.reused,
+            "sha256": self.sha256,
+            "dry_run": self.dry_run,
+            "request": self.request,
+            "validation": self.report.to_dict(),
+        }
+
+
+def check_metadata(metadata: Mapping[str, str]) -> None:
+    """Raise InvalidInputError unless ``metadata`` fits the API's limits.
+
+    Checked before any request, so that a long value does not fail the create after a
+    200 MB upload.
+    """
+    if len(metadata) > MAX_METADATA_PAIRS:
+        raise InvalidInputError(
+            f"metadata has {len(metadata)} pairs; at most {MAX_METADATA_PAIRS} are allowed"
+        )
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidInputError(f"metadata key {key!r} must be a non-empty string")
+        if len(key) > MAX_METADATA_KEY:
+            raise InvalidInputError(
+                f"metadata key {key[:20]!r}... is {len(key)} characters; "
+                f"at most {MAX_METADATA_KEY} are allowed"
+            )
+        if not isinstance(value, str):
+            raise InvalidInputError(
+                f"metadata value for {key!r} must be a string, got {type(value).__name__}"
+            )
+        if len(value) > MAX_METADATA_VALUE:
+            raise InvalidInputError(
+                f"metadata value for {key!r} is {len(value)} characters; "
+                f"at most {MAX_METADATA_VALUE} are allowed"
+            )
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The file's sha256 in hex, read in chunks so memory does not grow with the file."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def find_existing_batch(client: Client, sha256: str, endpoint: str) -> Batch | None:
+    """A batch already made from these bytes for this endpoint that may still succeed."""
+    for batch in client.iter_batches(page_size=100, max_pages=REUSE_PAGES):
+        if (
+            batch.metadata.get(HASH_KEY) == sha256
+            and batch.endpoint == endpoint
+            and batch.status not in NOT_REUSABLE
+        ):
+            return batch
+    return None
+
+
+def submit(
+    path: str | os.PathLike[str],
+    *,
+    client: Client | None = None,
+    endpoint: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    completion_window: str = "24h",
+    limits: Limits | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SubmitResult:
+    """Validate ``path``, then upload it and create a batch, unless that was already done.
+
+    Raises :class:`InvalidInputError` (with the validation on ``.report``) when the file is
+    invalid, before any request.  Without ``client`` one is built from the environment with
+    :meth:`Client.from_settings` (not on a dry run, which needs no key and sends nothing).
+    ``force`` skips the re-run check and always uploads and creates.
+    """
+    user_metadata = dict(metadata or {})
+    check_metadata(user_metadata)
+    if HASH_KEY in user_metadata:
+        raise InvalidInputError(f"metadata key {HASH_KEY!r} is reserved: batchkit sets it")
+    if len(user_metadata) >= MAX_METADATA_PAIRS:
+        raise InvalidInputError(
+            f"metadata has {len(user_metadata)} pairs; at most {MAX_METADATA_PAIRS - 1} are "
+            f"allowed, since batchkit adds {HASH_KEY}"
+        )
+
+    if limits is None and client is not None:
+        limits = client.profile.limits
+    report = validate_file(path, endpoint=endpoint, limits=limits)
+    if not report.valid:
+        message = f"{path}: {report.errors_total} error(s); nothing was sent"
+        if report.errors:
+            first = report.errors[0]
+            where = f"line {first.line}" if first.line is not None else "file"
+            message += f" (first, {where}: {first.message})"
+        error = InvalidInputError(message)
+        error.report = report
+        raise error
+    target = report.endpoint or endpoint
+    if target is None:  # a valid file has requests, and so an endpoint; this is a guard
+        raise InvalidInputError(f"{path}: cannot tell the endpoint; give it explicitly")
+
+    sha256 = file_sha256(path)
+    request: dict[str, Any] = {
+        "input_file_id": None,
+        "endpoint": target,
+        "completion_window": completion_window,
+        "metadata": {**user_metadata, HASH_KEY: sha256},
+    }
+    if dry_run:
+        return SubmitResult(report, None, None, False, sha256, True, request)
+
+    owned = client is None
+    active = client if client is not None else Client.from_settings()
+    try:
+        if not force:
+            existing = find_existing_batch(active, sha256, target)
+            if existing is not None:
+                return SubmitResult(report, existing, None, True, sha256, False, None)
+        uploaded = active.upload_file(path, progress=progress)
+        request["input_file_id"] = uploaded.id
+        batch = active.create_batch(
+            uploaded.id,
+            target,
+            completion_window=completion_window,
+            metadata=request["metadata"],
+        )
+        return SubmitResult(report, batch, uploaded, False, sha256, False, request)
+    finally:
+        if owned:
+            active.close()
+
+
+def wait_for_batch(
+    client: Client,
+    batch_id: str,
+    *,
+    timeout: float | None = None,
+    interval: float = 5.0,
+    max_interval: float = 60.0,
+    on_update: Callable[[Batch], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Batch:
+    """Poll until the batch is terminal and return it; :class:`WaitTimeout` after ``timeout``.
+
+    The interval grows by half each poll up to ``max_interval``: a 24-hour batch should not
+    cost thousands of requests, and a quick one should still be seen finishing quickly.
+    ``on_update`` sees every state (for a progress bar).
+    """
+    if interval <= 0 or max_interval <= 0:
+        raise UsageError("the polling interval must be a positive number of seconds")
+    started = clock()
+    delay = interval
+    while True:
+        batch = client.retrieve_batch(batch_id)
+        if on_update is not None:
+            on_update(batch)
+        if batch.is_terminal:
+            return batch
+        if timeout is not None:
+            remaining = timeout - (clock() - started)
+            if remaining <= 0:
+                counts = batch.request_counts
+                raise WaitTimeout(
+                    f"batch {batch_id} is still {batch.status} after {timeout:g} s "
+                    f"({counts.completed}/{counts.total} requests done)",
+                    batch,
+                )
+            sleep(min(delay, remaining))
+        else:
+            sleep(delay)
+        delay = min(delay * 1.5, max_interval)
