@@ -1,0 +1,144 @@
+"""Benchmark of build_batch (a script; pytest does not collect it).
+
+    .venv/bin/python tests/benchmarks/bench_build.py [--rounds 5] [--skip-rss]
+
+1. Speed: 50,000 chat requests, built by ``build_batch`` and by a bare loop that only wraps
+   each body in a line, ``orjson.dumps`` it and writes it; same run, alternating, several
+   rounds; the median ratio is reported (target: at most 1.5).  Two body sizes: short
+   (about 300 B) and long (about 4 KB, like the 199 MiB / 50,000-line file of DESIGN.md).
+2. Memory: peak RSS of a fresh process that builds a generator of 1,000,000 requests
+   (20 files), compared with the same for 10,000 (target: at most 100 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from batchkit.build import build_batch
+
+CHAT = "/v1/chat/completions"
+MODEL = "openai/gpt-4o-mini"
+REQUESTS = 50_000
+
+
+def bodies(count: int, words: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": MODEL,
+            "messages": [
+                {"role": "system", "content": "Answer briefly and cite your sources."},
+                {"role": "user", "content": f"Question {n}: " + "lorem ipsum " * words},
+            ],
+            "max_tokens": 200,
+            "temperature": 0.2,
+        }
+        for n in range(count)
+    ]
+
+
+def bare_loop(items: list[dict[str, Any]], path: Path) -> None:
+    with path.open("wb") as stream:
+        for index, body in enumerate(items):
+            line = {
+                "custom_id": f"request-{index + 1:06d}",
+                "method": "POST",
+                "url": CHAT,
+                "body": body,
+            }
+            stream.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+
+
+def timed(function: Any, *args: Any, **kwargs: Any) -> float:
+    start = time.perf_counter()
+    function(*args, **kwargs)
+    return time.perf_counter() - start
+
+
+def speed(rounds: int, words: int, directory: Path) -> None:
+    items = bodies(REQUESTS, words)
+    size = len(orjson.dumps(items[0]))
+    ratios, builds, loops = [], [], []
+    for _ in range(rounds):
+        loop = timed(bare_loop, items, directory / "loop.jsonl")
+        built = timed(
+            build_batch, items, endpoint=CHAT, output=directory / "built.jsonl", overwrite=True
+        )
+        ratios.append(built / loop)
+        builds.append(built)
+        loops.append(loop)
+    print(
+        f"speed, {REQUESTS:,} chat requests of ~{size:,} B: bare loop "
+        f"{statistics.median(loops):.3f} s, build_batch {statistics.median(builds):.3f} s, "
+        f"median ratio {statistics.median(ratios):.2f} (rounds: "
+        f"{', '.join(f'{ratio:.2f}' for ratio in ratios)})"
+    )
+
+
+def rss_child(count: int) -> None:
+    """Runs in a fresh process: build ``count`` generated requests, print the peak RSS in MB."""
+    with tempfile.TemporaryDirectory() as directory:
+        requests = (
+            {"messages": [{"role": "user", "content": f"Question {n}: what is {n} squared?"}]}
+            for n in range(count)
+        )
+        start = time.perf_counter()
+        result = build_batch(
+            requests, endpoint=CHAT, model=MODEL, output=Path(directory) / "m.jsonl"
+        )
+        took = time.perf_counter() - start
+    peak = peak_rss_mb()
+    print(f"{peak:.1f} {len(result.files)} {took:.1f}")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS.  Not ru_maxrss: on Linux that survives exec, so a child
+    would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory() -> None:
+    for count in (10_000, 1_000_000):
+        output = subprocess.run(
+            [sys.executable, __file__, "--rss-child", str(count)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        peak, files, took = float(output[0]), int(output[1]), float(output[2])
+        print(
+            f"memory, {count:,} generated requests: peak RSS {peak:.1f} MB, "
+            f"{files} files, {took:.1f} s"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-rss", action="store_true")
+    parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        for words in (20, 330):
+            speed(args.rounds, words, Path(directory))
+    if not args.skip_rss:
+        memory()
+
+
+if __name__ == "__main__":
+    main()
