@@ -21,7 +21,8 @@ def count_embedding_inputs(body: dict[str, Any]) -> int:
     if isinstance(value, str):
         return 1
     if isinstance(value, list):
-        if value and all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+        # The schema takes an array's kind from its first item, so a token array is one input.
+        if value and type(value[0]) is int:
             return 1
         return len(value)
     return 0

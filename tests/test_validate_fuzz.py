@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchkit import validate_file
-from batchkit.validate import FileReport
-from tests.helpers import SAMPLES
+from batchkit.validate import FileReport, Validator
+from tests.helpers import CHAT, EMBEDDINGS, MODEL, SAMPLES, chat_body
 
 VALID_LINES = [
     line
@@ -129,3 +130,54 @@ def test_unmutated_sample_lines_are_only_flagged_for_file_rules(lines: list[byte
     assert {i.code for i in report.errors} <= allowed
     wrong_url = {i.line for i in report.errors if i.code == "invalid_url"}
     assert {i.line for i in report.errors if i.code == "invalid_request"} <= wrong_url
+
+
+def report_without_fast_path(data: bytes) -> FileReport:
+    validator = Validator()
+    validator.fast_path = False
+    for raw in io.BytesIO(data):
+        validator.feed(raw)
+    return validator.finish()
+
+
+@st.composite
+def near_valid_records(draw: st.DrawFn) -> bytes:
+    """Requests that are valid or one small step away, in every top-level respect."""
+    record: dict[str, object] = {
+        "custom_id": draw(st.sampled_from(["a", "b", "x" * 64, "y" * 65, "", 7, None])),
+        "method": draw(st.sampled_from(["POST", "POST", "GET"])),
+        "url": draw(st.sampled_from([CHAT, CHAT, CHAT, "/chat/completions", EMBEDDINGS, 3])),
+        "body": draw(
+            st.sampled_from(
+                [
+                    chat_body(),
+                    chat_body(),
+                    chat_body(model="other/model"),
+                    chat_body(stream=True),
+                    chat_body(stream=False),
+                    chat_body(temperature=3),
+                    {"model": MODEL, "input": "x"},
+                    {"messages": []},
+                    "text",
+                ]
+            )
+        ),
+    }
+    if draw(st.booleans()):
+        del record[draw(st.sampled_from(sorted(record)))]
+    if draw(st.integers(0, 5)) == 0:
+        record["extra"] = 1
+    return orjson.dumps(record) + b"\n"
+
+
+@st.composite
+def mixed_files(draw: st.DrawFn) -> bytes:
+    """Valid sample lines and near-valid requests, in any order (ids repeat)."""
+    line = st.one_of(st.sampled_from(VALID_LINES), near_valid_records())
+    return b"".join(draw(st.lists(line, min_size=1, max_size=15)))
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(mutated_files(), mixed_files()))
+def test_the_fast_path_reports_exactly_what_the_full_checks_report(data: bytes) -> None:
+    assert validate_file(io.BytesIO(data)) == report_without_fast_path(data)

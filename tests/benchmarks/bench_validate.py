@@ -1,0 +1,493 @@
+"""Benchmark: ``validate_file`` against a bare read + ``orjson.loads`` loop, and its peak RSS.
+
+A script, not a test (pytest's default ``python_files = test_*.py`` does not collect
+``bench_*.py``)::
+
+    python tests/benchmarks/bench_validate.py [--rounds N] [--keep]
+
+It writes three files to a temporary directory, streaming, one line at a time:
+
+(a) a 50,000-line ``/v1/chat/completions`` file just under 200 MiB, varied valid bodies;
+(b) a ``/v1/embeddings`` file holding 50,000 inputs in total (strings, string arrays, token
+    arrays);
+(c) a 2 MB chat file of the same shape as (a).
+
+Then, for (a) and (b), it times in the same run, rounds alternating, the bare loop and
+``validate_file`` and prints the medians and their ratio (target <= 1.5, aim 1.0).  Peak RSS
+is measured for (a), (b), (c) and for a baseline that only imports batchkit and loads the
+schemas, each in a fresh subprocess, so that peaks do not mix (targets: <= 64 MB, and (a)
+within 10 MB of (c)).  Timings are printed, never asserted; only sanity is asserted (the
+files have the intended size and counts, and the validator finds them valid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import batchkit
+from batchkit.validate import FileReport, validate_file
+
+MIB = 1024 * 1024
+CHAT_URL = "/v1/chat/completions"
+EMBEDDINGS_URL = "/v1/embeddings"
+CHAT_LINES = 50_000
+CHAT_BYTES_MAX = 200 * MIB  # 209,715,200: the provider's limit
+CHAT_BYTES_TARGET = CHAT_BYTES_MAX - 96 * 1024  # "just under", whatever the last line does
+SMALL_CHAT_BYTES = 2_000_000
+EMBEDDING_INPUTS = 50_000
+
+TARGET_RATIO = 1.5
+TARGET_RSS_MB = 64.0
+TARGET_RSS_DELTA_MB = 10.0
+
+_WORD_TEXT = (
+    "the a of to and in that is for it as with was on be by this are from at or an have "
+    "not but which they you were their one all we can her has there been if more when will "
+    "would who so no out up into do time than them only two may other new some could these "
+    "summarize translate explain classify extract rewrite answer customer invoice shipment "
+    "refund battery warranty contract clause paragraph sentence table column value report "
+    "quarterly revenue growth latency throughput database index query schema migration "
+    "kubernetes cluster deployment container image network request response token model "
+    "prompt context window embedding vector similarity search ranking relevance document "
+    "café naïve résumé Zürich São Paulo Kraków 東京 데이터 données straße"
+)
+WORDS = _WORD_TEXT.split()
+PUNCTUATION = [
+    " ",
+    " ",
+    " ",
+    " ",
+    " ",
+    " ",
+    " ",
+    " ",
+    " ",
+    " ",
+    ", ",
+    ". ",
+    "? ",
+    ": ",
+    "; ",
+    " - ",
+    '"',
+    "\n",
+]
+SYSTEM_PROMPTS = [
+    "You are a helpful assistant.",
+    "You are a careful analyst. Answer in JSON with the keys 'label' and 'reason'.",
+    "You translate technical documents into plain English; keep every number unchanged.",
+    "You are a support agent for an online shop. Be brief, polite and precise.",
+    "Classify the text into one of: billing, shipping, technical, other. Reply with the label.",
+]
+MODELS = ["gpt-4o-mini"]  # one model per file: a mixed file is a model_mismatch error
+
+
+# -- generation ---------------------------------------------------------------------------
+
+
+def _corpus(rng: random.Random, size: int = 1 << 20) -> str:
+    """About ``size`` characters of word salad; slices of it fill the messages."""
+    parts: list[str] = []
+    total = 0
+    while total < size:
+        word = rng.choice(WORDS)
+        sep = rng.choice(PUNCTUATION)
+        parts.append(word)
+        parts.append(sep)
+        total += len(word) + len(sep)
+    return "".join(parts)
+
+
+class _Text:
+    """Cheap varied text: slices of a fixed corpus at random offsets."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.corpus = _corpus(rng)
+
+    def take(self, chars: int) -> str:
+        chars = max(1, min(chars, len(self.corpus) - 1))
+        start = self.rng.randrange(0, len(self.corpus) - chars)
+        text = self.corpus[start : start + chars].strip()
+        return text or "hello"
+
+
+def _chat_body(rng: random.Random, text: _Text, user_chars: int) -> dict[str, Any]:
+    """A chat body whose user content is about ``user_chars`` characters long."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": rng.choice(SYSTEM_PROMPTS)}]
+    kind = rng.random()
+    if kind < 0.70:
+        messages.append({"role": "user", "content": text.take(user_chars)})
+    elif kind < 0.85:
+        # multi-part text content
+        first = max(1, user_chars // 3)
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": text.take(first)},
+                    {"type": "text", "text": text.take(max(1, user_chars - first))},
+                ],
+            }
+        )
+    elif kind < 0.95:
+        # text plus an image by URL
+        messages.append(
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": text.take(user_chars)},
+                    {
+                        "type": "image_url",
+                        "image_url": {
+                            "url": f"https://example.com/images/{rng.randrange(10**9)}.png",
+                            "detail": rng.choice(["auto", "low", "high"]),
+                        },
+                    },
+                ],
+            }
+        )
+    else:
+        # a short few-shot exchange before the real question
+        messages.append({"role": "user", "content": text.take(80)})
+        messages.append({"role": "assistant", "content": text.take(60)})
+        messages.append({"role": "user", "content": text.take(max(1, user_chars - 140))})
+    body: dict[str, Any] = {"model": MODELS[0], "messages": messages}
+    if rng.random() < 0.8:
+        body["temperature"] = round(rng.uniform(0.0, 1.5), 2)
+    if rng.random() < 0.7:
+        body["max_tokens"] = rng.choice([64, 128, 256, 512, 1024])
+    if rng.random() < 0.1:
+        body["top_p"] = round(rng.uniform(0.1, 1.0), 2)
+    if rng.random() < 0.05:
+        body["response_format"] = {"type": "json_object"}
+    return body
+
+
+def _chat_line(custom_id: str, body: dict[str, Any]) -> bytes:
+    record = {"custom_id": custom_id, "method": "POST", "url": CHAT_URL, "body": body}
+    return orjson.dumps(record) + b"\n"
+
+
+def write_chat_file(path: Path, lines: int, total_bytes: int, seed: int) -> int:
+    """Writes ``lines`` valid chat requests of about ``total_bytes`` in all; returns the size.
+
+    Each line gets a share of the bytes still to write, varied by +-60%, so sizes differ but
+    the total lands on the target.  Line by line: the generator never holds the file.
+    """
+    rng = random.Random(seed)
+    text = _Text(rng)
+    written = 0
+    with path.open("wb") as out:
+        for index in range(lines):
+            left = lines - index
+            share = (total_bytes - written) / left
+            want = int(share if left == 1 else share * rng.uniform(0.4, 1.6))
+            custom_id = f"request-{index:06d}"
+            # Size the user text from the line's overhead, then correct once: escapes
+            # ("\n", '"') and multi-byte characters make chars != bytes.
+            body = _chat_body(rng, text, 1)
+            overhead = len(_chat_line(custom_id, body))
+            user_chars = max(1, want - overhead)
+            state = rng.getstate()
+            line = _chat_line(custom_id, _chat_body(rng, text, user_chars))
+            miss = want - len(line)
+            if abs(miss) > 16 and user_chars + miss > 0:
+                rng.setstate(state)
+                line = _chat_line(custom_id, _chat_body(rng, text, user_chars + miss))
+            out.write(line)
+            written += len(line)
+    return written
+
+
+def write_embeddings_file(path: Path, inputs: int, seed: int) -> tuple[int, int]:
+    """Writes requests holding exactly ``inputs`` embedding inputs; returns (bytes, requests)."""
+    rng = random.Random(seed)
+    text = _Text(rng)
+    written = requests = left = 0
+    left = inputs
+    with path.open("wb") as out:
+        while left:
+            kind = rng.random()
+            body: dict[str, Any] = {"model": "text-embedding-3-small"}
+            if kind < 0.35 or left == 1:
+                body["input"] = text.take(rng.randrange(40, 600))  # one string: 1 input
+                count = 1
+            elif kind < 0.80:
+                count = min(left, rng.choice([2, 2, 3, 4]))  # array of strings
+                body["input"] = [text.take(rng.randrange(20, 300)) for _ in range(count)]
+            elif kind < 0.90:
+                body["input"] = [rng.randrange(100_000) for _ in range(rng.randrange(5, 60))]
+                count = 1  # one token array
+            else:
+                count = min(left, 2)  # token arrays
+                body["input"] = [
+                    [rng.randrange(100_000) for _ in range(rng.randrange(5, 40))]
+                    for _ in range(count)
+                ]
+            if rng.random() < 0.3:
+                body["encoding_format"] = "float"
+            if rng.random() < 0.1:
+                body["dimensions"] = 512
+            record = {
+                "custom_id": f"emb-{requests:06d}",
+                "method": "POST",
+                "url": EMBEDDINGS_URL,
+                "body": body,
+            }
+            line = orjson.dumps(record) + b"\n"
+            out.write(line)
+            written += len(line)
+            requests += 1
+            left -= count
+    return written, requests
+
+
+# -- timing -------------------------------------------------------------------------------
+
+
+def bare_loop(path: Path) -> int:
+    """The floor: read the file in binary line by line and parse each line."""
+    count = 0
+    loads = orjson.loads
+    with path.open("rb") as stream:
+        for line in stream:
+            loads(line)
+            count += 1
+    return count
+
+
+def run_validate(path: Path) -> FileReport:
+    return validate_file(path)
+
+
+def _timed(func: Callable[[Path], Any], path: Path) -> tuple[float, Any]:
+    gc.collect()
+    start = time.perf_counter()
+    result = func(path)
+    return time.perf_counter() - start, result
+
+
+def time_pair(path: Path, rounds: int) -> tuple[list[float], list[float], Any]:
+    """Alternates the two (order swapped every round) after one untimed warm-up of each."""
+    bare_loop(path)
+    report = run_validate(path)  # warm-up: page cache, schema compilation
+    bare_times: list[float] = []
+    validate_times: list[float] = []
+    for index in range(rounds):
+        order: list[tuple[Callable[[Path], Any], list[float]]] = [
+            (bare_loop, bare_times),
+            (run_validate, validate_times),
+        ]
+        if index % 2:
+            order.reverse()
+        for func, times in order:
+            elapsed, result = _timed(func, path)
+            times.append(elapsed)
+            if func is run_validate:
+                report = result
+        del result
+    return bare_times, validate_times, report
+
+
+# -- memory -------------------------------------------------------------------------------
+
+_RSS_SNIPPET = r"""
+import json, resource, sys
+import batchkit
+from batchkit import schemas
+from batchkit.endpoints import ENDPOINTS
+for endpoint in ENDPOINTS.values():
+    schemas.load_schema(endpoint.schema)
+    schemas.is_valid(endpoint.schema, {})  # builds the fast validator
+result = {}
+if len(sys.argv) > 1:
+    report = batchkit.validate_file(sys.argv[1])
+    result = {"valid": report.valid, "requests": report.requests,
+              "errors_total": report.errors_total}
+result["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    with open("/proc/self/status") as status:
+        for row in status:
+            if row.startswith("VmHWM:"):
+                result["vmhwm_kib"] = int(row.split()[1])
+except OSError:
+    pass
+print(json.dumps(result))
+"""
+
+
+def peak_rss(path: Path | None) -> dict[str, Any]:
+    """Peak RSS of a fresh interpreter that validates ``path`` (or only loads, if None).
+
+    The peak is the child's ``VmHWM`` (Linux), not its ``ru_maxrss``: the kernel carries the
+    high-water mark of the memory image a process replaces at ``exec`` into ``ru_maxrss``, and
+    ``subprocess`` forks (vforks) from this benchmark process, so a child's ``ru_maxrss`` is
+    at least this process's own peak and every figure would come out the same.  ``VmHWM``
+    belongs to the new image only.  Elsewhere ``ru_maxrss`` is the fallback.
+    """
+    argv = [sys.executable, "-c", _RSS_SNIPPET]
+    if path is not None:
+        argv.append(str(path))
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"RSS subprocess failed ({done.returncode}):\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    peak_kib = result.get("vmhwm_kib", result["maxrss_kib"])  # ru_maxrss: KiB on Linux
+    result["mb"] = peak_kib / 1024
+    result["maxrss_mb"] = result["maxrss_kib"] / 1024
+    return result
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def _fmt_size(size: int) -> str:
+    return f"{size:,} B ({size / MIB:.2f} MiB)"
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "OVER TARGET"
+
+
+def _check_report(report: Any, path: Path, requests: int) -> None:
+    assert report.valid, (
+        f"{path.name}: the validator found the generated file invalid: "
+        f"{[issue.to_dict() for issue in report.errors[:5]]}"
+    )
+    assert report.requests == requests, (path.name, report.requests, requests)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--dir", type=Path, default=None, help="where to write (default: temp)")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+
+    workdir = Path(tempfile.mkdtemp(prefix="batchkit-bench-", dir=args.dir))
+    try:
+        return _run(workdir, args.rounds)
+    finally:
+        if args.keep:
+            print(f"\nkept the files in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run(workdir: Path, rounds: int) -> int:
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} CPUs, orjson "
+        f"{orjson.__version__}, jsonschema_rs {version('jsonschema_rs')}, "
+        f"batchkit {batchkit.__version__}"
+    )
+    print(f"writing to {workdir}", flush=True)
+
+    chat = workdir / "chat_200mib.jsonl"
+    embeddings = workdir / "embeddings_50k_inputs.jsonl"
+    small = workdir / "chat_2mb.jsonl"
+
+    start = time.perf_counter()
+    chat_size = write_chat_file(chat, CHAT_LINES, CHAT_BYTES_TARGET, seed=1)
+    emb_size, emb_requests = write_embeddings_file(embeddings, EMBEDDING_INPUTS, seed=2)
+    small_lines = max(1, round(CHAT_LINES * SMALL_CHAT_BYTES / CHAT_BYTES_TARGET))
+    small_size = write_chat_file(small, small_lines, SMALL_CHAT_BYTES, seed=3)
+    print(f"generated in {time.perf_counter() - start:.1f} s")
+    print(f"  (a) {chat.name}: {CHAT_LINES:,} lines, {_fmt_size(chat_size)}")
+    print(f"  (b) {embeddings.name}: {emb_requests:,} lines, {_fmt_size(emb_size)}")
+    print(f"  (c) {small.name}: {small_lines:,} lines, {_fmt_size(small_size)}", flush=True)
+    assert chat_size == chat.stat().st_size
+    assert 199 * MIB < chat_size <= 200 * MIB, f"(a) is {chat_size:,} bytes"
+    assert 1_900_000 <= small_size <= 2_100_000, f"(c) is {small_size:,} bytes"
+
+    # -- time ------------------------------------------------------------------------------
+    timing: dict[str, tuple[float, float]] = {}
+    for label, path, requests in (
+        ("(a) chat 200 MiB", chat, CHAT_LINES),
+        ("(b) embeddings 50k inputs", embeddings, emb_requests),
+    ):
+        print(f"\ntiming {label}: {rounds} rounds + 1 warm-up ...", flush=True)
+        bare_times, validate_times, report = time_pair(path, rounds)
+        _check_report(report, path, requests)
+        if path is embeddings:
+            assert report.embedding_inputs == EMBEDDING_INPUTS, report.embedding_inputs
+        bare_med = statistics.median(bare_times)
+        val_med = statistics.median(validate_times)
+        timing[label] = (bare_med, val_med)
+        print("  bare    : " + " ".join(f"{t:.3f}" for t in bare_times))
+        print("  validate: " + " ".join(f"{t:.3f}" for t in validate_times))
+        print(
+            f"  median bare {bare_med:.3f} s, validate {val_med:.3f} s, "
+            f"ratio {val_med / bare_med:.2f}",
+            flush=True,
+        )
+        del report
+        gc.collect()
+
+    # -- memory ----------------------------------------------------------------------------
+    print("\npeak RSS, each in a fresh subprocess ...", flush=True)
+    rss: dict[str, dict[str, Any]] = {"baseline (import + schemas)": peak_rss(None)}
+    for label, path, requests in (
+        ("(a) chat 200 MiB", chat, CHAT_LINES),
+        ("(b) embeddings 50k inputs", embeddings, emb_requests),
+        ("(c) chat 2 MB", small, small_lines),
+    ):
+        result = peak_rss(path)
+        assert result["valid"] and result["requests"] == requests, (label, result)
+        rss[label] = result
+
+    # -- table -----------------------------------------------------------------------------
+    print("\n" + "=" * 78)
+    print(
+        f"{'time (median of ' + str(rounds) + ')':<30}{'bare':>10}{'validate':>11}"
+        f"{'ratio':>8}  target <= {TARGET_RATIO}"
+    )
+    for label, (bare_med, val_med) in timing.items():
+        ratio = val_med / bare_med
+        print(
+            f"{label:<30}{bare_med:>9.3f}s{val_med:>10.3f}s{ratio:>8.2f}  "
+            f"{_verdict(ratio <= TARGET_RATIO)}"
+        )
+    print("-" * 78)
+    base_mb = rss["baseline (import + schemas)"]["mb"]
+    print(
+        f"{'peak RSS (VmHWM)':<30}{'MB':>10}{'- baseline':>11}  "
+        f"{'target <= ' + format(TARGET_RSS_MB, '.0f') + ' MB':<27}(ru_maxrss, see peak_rss)"
+    )
+    for label, result in rss.items():
+        ok = result["mb"] <= TARGET_RSS_MB
+        print(
+            f"{label:<30}{result['mb']:>10.1f}{result['mb'] - base_mb:>11.1f}  "
+            f"{_verdict(ok):<27}({result['maxrss_mb']:.1f})"
+        )
+    delta = rss["(a) chat 200 MiB"]["mb"] - rss["(c) chat 2 MB"]["mb"]
+    print(
+        f"{'(a) - (c)':<30}{delta:>10.1f}{'':>11}  target <= {TARGET_RSS_DELTA_MB:.0f} MB: "
+        f"{_verdict(delta <= TARGET_RSS_DELTA_MB)}"
+    )
+    print("=" * 78)
+    print("(MB = 2**20 bytes; timings are printed, not asserted)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
