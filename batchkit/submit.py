@@ -19,7 +19,7 @@ from typing import Any
 
 from batchkit.client import Batch, Client, FileObject
 from batchkit.errors import InvalidInputError, UsageError, WaitTimeout
-from batchkit.limits import Limits
+from batchkit.limits import Limits, get_profile
 from batchkit.validate import FileReport, validate_file
 
 __all__ = [
@@ -159,8 +159,8 @@ def submit(
             f"allowed, since batchkit adds {HASH_KEY}"
         )
 
-    if limits is None and client is not None:
-        limits = client.profile.limits
+    if limits is None:
+        limits = client.profile.limits if client is not None else get_profile().limits
     report = validate_file(path, endpoint=endpoint, limits=limits)
     if not report.valid:
         message = f"{path}: {report.errors_total} error(s); nothing was sent"
