@@ -28,7 +28,7 @@ from batchkit.build import LINE_KEYS, BuildResult, ProgressFunction, build_batch
 from batchkit.endpoints import ENDPOINTS, suggest_endpoint
 from batchkit.errors import UsageError
 from batchkit.limits import Limits, get_profile
-from batchkit.validate import DEFAULT_MAX_ISSUES, UTF8_BOM, Issue, Validator
+from batchkit.validate import DEFAULT_MAX_ISSUES, UTF8_BOM, Issue, Validator, open_batch_file
 
 #: Each kind of repair, in the order reports list them, with how a report names it.
 CHANGES = {
@@ -154,15 +154,8 @@ class _Source:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            with path.open("rb") as stream:
-                head = stream.read(4096)
-        except IsADirectoryError:
-            raise UsageError(f"{path}: is a directory, not a batch file") from None
-        except FileNotFoundError:
-            raise UsageError(f"{path}: no such file") from None
-        except PermissionError:
-            raise UsageError(f"{path}: permission denied") from None
+        with open_batch_file(path) as stream:
+            head = stream.read(4096)
         self.bom = head.startswith(UTF8_BOM)
         self.array: list[Any] | None = None
         if head.removeprefix(UTF8_BOM).lstrip().startswith(b"["):

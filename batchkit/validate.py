@@ -11,6 +11,7 @@ already-parsed records) and ask it for the :class:`FileReport` at the end.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 from collections.abc import Iterable
@@ -553,6 +554,18 @@ def _not_an_object(record: Any, line: int) -> Issue:
 Source = str | os.PathLike[str] | BinaryIO
 
 
+def open_batch_file(path: str | os.PathLike[str]) -> io.BufferedReader:
+    """Open ``path`` for reading bytes; the usual reasons it cannot be are UsageErrors."""
+    try:
+        return Path(path).open("rb")
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not a batch file") from None
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied") from None
+
+
 def validate_file(
     source: Source,
     endpoint: str | None = None,
@@ -568,16 +581,8 @@ def validate_file(
     if isinstance(source, (str, os.PathLike)):
         if str(source) == "-":
             return validate_stream(sys.stdin.buffer, "<stdin>", endpoint, limits, max_issues)
-        path = Path(source)
-        try:
-            with path.open("rb") as stream:
-                return validate_stream(stream, str(source), endpoint, limits, max_issues)
-        except IsADirectoryError:
-            raise UsageError(f"{source}: is a directory, not a batch file") from None
-        except FileNotFoundError:
-            raise UsageError(f"{source}: no such file") from None
-        except PermissionError:
-            raise UsageError(f"{source}: permission denied") from None
+        with open_batch_file(source) as stream:
+            return validate_stream(stream, str(source), endpoint, limits, max_issues)
     name = getattr(source, "name", "<stream>")
     return validate_stream(source, str(name), endpoint, limits, max_issues)
 

@@ -29,6 +29,7 @@ from batchkit.cli.options import endpoint_option, limit_options, resolve_limits
 from batchkit.endpoints import ENDPOINTS
 from batchkit.errors import InvalidInputError, UsageError
 from batchkit.fix import CHANGES, FixResult, fix_file
+from batchkit.validate import open_batch_file
 
 #: At most this many warnings are printed; the JSON output has them all (up to 1,000).
 _SHOWN_WARNINGS = 20
@@ -273,14 +274,7 @@ def _open(path: str) -> contextlib.AbstractContextManager[io.BufferedReader]:
         if not isinstance(stdin, io.BufferedReader):
             stdin = io.BufferedReader(stdin)
         return contextlib.nullcontext(stdin)
-    try:
-        return open(path, "rb")
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory") from None
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied") from None
+    return open_batch_file(path)
 
 
 def _print_warnings(result: BuildResult) -> None:
