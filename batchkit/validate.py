@@ -559,7 +559,7 @@ def open_batch_file(path: str | os.PathLike[str]) -> io.BufferedReader:
     try:
         return Path(path).open("rb")
     except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a batch file") from None
+        raise UsageError(f"{path}: is a directory, not a file") from None
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except PermissionError:
