@@ -141,13 +141,15 @@ def submit(
     completion_window: str = "24h",
     limits: Limits | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_validated: Callable[[FileReport], None] | None = None,
 ) -> SubmitResult:
     """Validate ``path``, then upload it and create a batch, unless that was already done.
 
     Raises :class:`InvalidInputError` (with the validation on ``.report``) when the file is
     invalid, before any request.  Without ``client`` one is built from the environment with
     :meth:`Client.from_settings` (not on a dry run, which needs no key and sends nothing).
-    ``force`` skips the re-run check and always uploads and creates.
+    ``force`` skips the re-run check and always uploads and creates.  ``on_validated`` sees
+    the report of a valid file before anything is sent (the CLI prints it above the upload bar).
     """
     user_metadata = dict(metadata or {})
     check_metadata(user_metadata)
@@ -171,6 +173,8 @@ def submit(
         error = InvalidInputError(message)
         error.report = report
         raise error
+    if on_validated is not None:
+        on_validated(report)
     target = report.endpoint or endpoint
     if target is None:  # a valid file has requests, and so an endpoint; this is a guard
         raise InvalidInputError(f"{path}: cannot tell the endpoint; give it explicitly")

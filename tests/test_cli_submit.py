@@ -256,7 +256,8 @@ def test_server_error_body_is_one_line_exit_3(
     orq.faults.add("create", Fault.http(400, body))
     result = invoke(orq, env, "submit", str(batch_file(tmp_path)))
     assert result.exit_code == 3
-    (line,) = result.stderr.splitlines()
+    validated, line = result.stderr.splitlines()  # the progress message, then the one error
+    assert validated.startswith("validated ")
     assert line.startswith("batchkit: error: ") and "endpoint not allowed" in line
     assert "Traceback" not in result.output
 

@@ -522,6 +522,7 @@ def submit(
                     dry_run=dry_run,
                     limits=limits,
                     progress=upload,
+                    on_validated=None if quiet or output_format != "text" else _print_validated,
                 )
         except InvalidInputError as error:
             report: FileReport | None = getattr(error, "report", None)
@@ -596,7 +597,7 @@ class UploadProgress:
                 total=total,
                 unit="B",
                 unit_scale=True,
-                unit_divisor=1024,
+                unit_divisor=1000,  # MB as in every other line batchkit prints
                 desc="uploading",
             )
         if sent < self.bar.n:  # a retry starts the stream again
@@ -639,8 +640,11 @@ def validated_line(report: FileReport) -> str:
     return f"validated {report.path}: {count}, {human_bytes(report.bytes)}, {report.endpoint}"
 
 
+def _print_validated(report: FileReport) -> None:
+    click.echo(validated_line(report), err=True)
+
+
 def _print_submitted(result: SubmitResult, path: str, client: Client) -> None:
-    click.echo(validated_line(result.report), err=True)
     if result.dry_run:
         target = client.base_url.rstrip("/")
         click.echo(
