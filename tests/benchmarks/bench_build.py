@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from peak_rss import peak_rss_mb
 
 from batchkit.build import build_batch
 
@@ -98,15 +98,6 @@ def rss_child(count: int) -> None:
         took = time.perf_counter() - start
     peak = peak_rss_mb()
     print(f"{peak:.1f} {len(result.files)} {took:.1f}")
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS.  Not ru_maxrss: on Linux that survives exec, so a child
-    would report its parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory() -> None:

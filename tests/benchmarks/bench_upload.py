@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from peak_rss import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[2]
 RSS_TARGET_MB = 64.0
@@ -87,12 +88,6 @@ def make_file(path: Path, megabytes: int) -> None:
             handle.write(line)
             written += len(line)
             number += 1
-
-
-def peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux (bytes on macOS).
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1_000_000
 
 
 def child(mode: str, url: str, path: str) -> None:
