@@ -156,19 +156,6 @@ class Validator:
     def endpoint(self) -> str | None:
         return self._endpoint.url if self._endpoint else None
 
-    @property
-    def requests(self) -> int:
-        return self._requests
-
-    @property
-    def size(self) -> int:
-        """Bytes seen so far, line ends included."""
-        return self._bytes
-
-    @property
-    def embedding_inputs(self) -> int:
-        return self._embedding_inputs
-
     def feed(self, raw: bytes) -> list[Issue]:
         """Check one raw line (with or without its line end); returns its issues."""
         self._line += 1
