@@ -459,6 +459,8 @@ class _Builder:
             inputs = self.endpoint.count_inputs(body) if isinstance(body, dict) else 0
             problems = self._check_size(len(line), inputs)
         if not problems:
+            if not self.part.fits(len(line), inputs, self.limits):
+                self._next_part()  # so that the file a request goes into is the one checking it
             issues = self.part.validator.check_record(record, len(line))
             if issues:
                 problems = [issue for issue in issues if issue.severity == "error"]
@@ -468,8 +470,6 @@ class _Builder:
         if problems:
             self._reject(index, record.get("custom_id"), record, problems)
             return
-        if not self.part.fits(len(line), inputs, self.limits):
-            self._next_part()
         self.part.write(line, inputs)
 
     def finish(self) -> BuildResult:
