@@ -1,13 +1,13 @@
 """What every command shares: output formats, exit codes, error handling, progress bars.
 
-Results go to stdout, messages and progress to stderr.  A :class:`BatchkitError` becomes one
+Results go to stdout, messages and progress to stderr.  batchkit prints no colour, so
+``NO_COLOR`` holds by construction.  A :class:`BatchkitError` becomes one
 line on stderr and its exit code, never a traceback.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -70,11 +70,6 @@ def fail(message: str, code: int) -> None:
 def echo_json(document: Any) -> None:
     """Print ``document`` as indented JSON on stdout."""
     click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
-
-
-def use_color() -> bool:
-    """Colour only on a terminal and never when ``NO_COLOR`` is set (https://no-color.org)."""
-    return "NO_COLOR" not in os.environ and sys.stderr.isatty()
 
 
 def show_progress(quiet: bool, output_format: str) -> bool:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from batchkit.cli import report as reporters
-from batchkit.cli.common import EXIT_INVALID, EXIT_OK, echo_json, format_option, handle_errors
+from batchkit.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    echo_json,
+    format_option,
+    handle_errors,
+    quiet_option,
+)
 from batchkit.cli.options import endpoint_option, limit_options, resolve_limits
 from batchkit.errors import UsageError
 from batchkit.validate import DEFAULT_MAX_ISSUES, FileReport, validate_file
@@ -24,7 +31,7 @@ from batchkit.validate import DEFAULT_MAX_ISSUES, FileReport, validate_file
     show_default=True,
     help="List at most N errors (and N warnings) per file; the totals still count them all.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="Print only the errors, no summary.")
+@quiet_option
 @handle_errors
 def validate(
     paths: tuple[str, ...],
