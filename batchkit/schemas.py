@@ -120,7 +120,8 @@ def _explain(error: ValidationError) -> Iterator[BodyProblem]:
         message = f"{show(value)} must be {show(expected)}"
     elif kind == "type":
         wanted = " or ".join(expected) if isinstance(expected, list) else expected
-        message = f"expected {wanted}, got {json_type(value)} {show(value)}"
+        got = "null" if value is None else f"{json_type(value)} {show(value)}"
+        message = f"expected {wanted}, got {got}"
     elif kind in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
         relation = {
             "minimum": ">=",

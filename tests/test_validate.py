@@ -262,6 +262,60 @@ def test_invalid_request_chat(body: dict, param: str, words: str) -> None:
     assert report.errors[0].message.startswith(param)
 
 
+@pytest.mark.parametrize(
+    ("url", "body", "expected"),
+    [
+        (
+            EMBEDDINGS,
+            {"model": MODEL, "input": ""},
+            ("body.input", "body.input: is 0 characters long; must be at least 1"),
+        ),
+        (
+            EMBEDDINGS,
+            {"model": MODEL, "input": ["a", 1]},
+            ("body.input[1]", "body.input[1]: expected string, got number 1"),
+        ),
+        (
+            CHAT,
+            chat_body(stop=["a"] * 5),
+            ("body.stop", "body.stop: has 5 items; must have at most 4"),
+        ),
+        (
+            CHAT,
+            {"model": MODEL, "messages": [{"role": "assistant", "content": None}]},
+            (
+                "body.messages[0].content",
+                "body.messages[0].content: expected string or array, got null",
+            ),
+        ),
+        (
+            CHAT,
+            chat_body(logit_bias={"50256": 101}),
+            ("body.logit_bias.50256", "body.logit_bias.50256: 101 is out of range: must be <= 100"),
+        ),
+        (
+            CHAT,
+            {"model": MODEL, "messages": [{"role": "tool", "content": "x"}]},
+            ("body.messages[0].tool_call_id", "body.messages[0].tool_call_id is required"),
+        ),
+        (
+            CHAT,
+            {"model": MODEL, "messages": [{"role": "user", "content": [{"type": "video"}]}]},
+            (
+                "body.messages[0].content[0].type",
+                'body.messages[0].content[0].type: "video" is not one of "text", "image_url", '
+                '"input_audio", "file"',
+            ),
+        ),
+    ],
+)
+def test_body_messages_name_the_path_and_the_rule(
+    url: str, body: dict, expected: tuple[str, str]
+) -> None:
+    report = check(jsonl(request(body=body, url=url)))
+    assert [(i.code, i.param, i.message) for i in report.errors] == [("invalid_request", *expected)]
+
+
 def test_every_body_problem_of_a_line_is_reported() -> None:
     body = {"model": MODEL, "messages": [{"role": "narrator", "content": "x"}], "temperature": 9}
     report = check(jsonl(request(body=body)))
