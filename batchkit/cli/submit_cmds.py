@@ -43,10 +43,9 @@ if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The statuses after which a batch changes no more.
-TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-
-_LOGGER_NAMES = ("batchkit", "urllib3")
+#: Only batchkit's own logger: urllib3's DEBUG lines print whole URLs, and a presigned
+#: download URL carries its signature in the query string.
+_LOGGER_NAMES = ("batchkit",)
 
 
 # --- option types -------------------------------------------------------------------------
@@ -215,8 +214,7 @@ _SECRET_PATTERNS = (
 class RedactingFilter(logging.Filter):
     """Replaces bearer tokens, and any registered secret, in every record with ``***``.
 
-    The client never logs its key; this is the second lock on the door, for libraries
-    (urllib3) and for mistakes.
+    The client never logs its key; this is the second lock on the door, against mistakes.
     """
 
     def __init__(self) -> None:
@@ -251,7 +249,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 @contextmanager
 def debug_logging(enabled: bool) -> Iterator[None]:
-    """While the command runs: DEBUG records of batchkit and urllib3 on stderr, redacted."""
+    """While the command runs: batchkit's DEBUG records on stderr, redacted."""
     if not enabled:
         yield
         return
