@@ -14,6 +14,20 @@ CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
 COMPLETIONS = "/v1/completions"
 MODEL = "openai/gpt-4o-mini"
+#: The fields of one file in ``validate --format json`` (the README's stable document).
+REPORT_KEYS = {
+    "path",
+    "valid",
+    "endpoint",
+    "model",
+    "requests",
+    "bytes",
+    "embedding_inputs",
+    "errors",
+    "warnings",
+    "errors_total",
+    "warnings_total",
+}
 
 
 def chat_body(**extra: Any) -> dict[str, Any]:

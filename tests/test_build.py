@@ -18,10 +18,7 @@ from batchkit.build import InvalidRequestError, _SeenIds, build_batch
 from batchkit.errors import BatchkitError, InvalidInputError, UsageError
 from batchkit.limits import Limits
 from batchkit.validate import validate_file
-
-CHAT = "/v1/chat/completions"
-EMBEDDINGS = "/v1/embeddings"
-MODEL = "openai/gpt-4o-mini"
+from tests.helpers import CHAT, EMBEDDINGS, MODEL
 
 
 def chat(text: str = "hello") -> dict[str, Any]:

@@ -12,12 +12,9 @@ from click.testing import CliRunner, Result
 
 from batchkit.cli.main import cli
 from batchkit.validate import validate_file
+from tests.helpers import CHAT, MODEL, PEER_DATA, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-PEER_DATA = Path(__file__).resolve().parents[2] / "shared/peer-data"
 PROMPTS = REPO / "samples/build/prompts.csv"
-CHAT = "/v1/chat/completions"
-MODEL = "openai/gpt-4o-mini"
 
 
 def run(*args: str, stdin: bytes | None = None) -> Result:

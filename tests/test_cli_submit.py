@@ -23,12 +23,11 @@ from click.testing import CliRunner, Result
 from batchkit.cli.main import cli
 from batchkit.cli.submit_cmds import parse_duration
 from batchkit.submit import HASH_KEY, file_sha256
-from tests.helpers import jsonl, request
+from tests.helpers import CHAT, jsonl, request
 from tests.servers.cli import batch_file, clean_env, explain, run_batchkit
 from tests.servers.fake_orq import FakeOrq, Fault
 
 SECRET = "sk-orq-CLI-S3CRET-9d2b7e41"
-CHAT = "/v1/chat/completions"
 
 
 @pytest.fixture

@@ -29,10 +29,10 @@ from batchkit.errors import (
     NetworkError,
     UsageError,
 )
+from tests.helpers import CHAT
 from tests.servers.fake_orq import FakeOrq, Fault
 
 SECRET = "sk-orq-S3CRET-d1stinct1ve-7f3a9c"
-CHAT = "/v1/chat/completions"
 
 
 class FakeSleep:

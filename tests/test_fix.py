@@ -10,9 +10,7 @@ import pytest
 from batchkit.errors import UsageError
 from batchkit.fix import fix_file
 from batchkit.validate import validate_file
-
-PEER_DATA = Path(__file__).resolve().parents[2] / "shared/peer-data"
-CHAT = "/v1/chat/completions"
+from tests.helpers import CHAT, PEER_DATA
 
 
 @pytest.mark.parametrize(

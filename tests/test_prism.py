@@ -12,13 +12,13 @@ import pytest
 
 from batchkit.client import Client
 from batchkit.errors import ApiError
+from tests.helpers import CHAT
 from tests.servers.cli import batch_file, clean_env, explain, json_out, run_batchkit
 from tests.servers.llmock_prism import PrismServer
 
 pytestmark = pytest.mark.prism
 
 KEY = "sk-prism-test-key-0123456789"
-CHAT = "/v1/chat/completions"
 
 
 @pytest.fixture

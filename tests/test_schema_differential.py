@@ -24,7 +24,8 @@ import jsonschema
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 SCHEMA_DIR = REPO / "schemas"
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared/specs/openai-openapi.yaml"
 

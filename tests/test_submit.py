@@ -19,10 +19,10 @@ from batchkit.submit import (
     submit,
     wait_for_batch,
 )
+from tests.helpers import CHAT
 from tests.servers.fake_orq import FakeOrq, Fault
 
 SECRET = "sk-orq-S3CRET-submit-51a2b7"
-CHAT = "/v1/chat/completions"
 
 
 class FakeClock:

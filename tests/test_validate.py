@@ -12,7 +12,16 @@ import batchkit
 from batchkit import Limits, validate_file
 from batchkit.errors import UsageError
 from batchkit.validate import FileReport
-from tests.helpers import CHAT, COMPLETIONS, EMBEDDINGS, MODEL, chat_body, jsonl, request
+from tests.helpers import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    MODEL,
+    REPORT_KEYS,
+    chat_body,
+    jsonl,
+    request,
+)
 
 
 def check(data: bytes, **kwargs: object) -> FileReport:
@@ -453,19 +462,7 @@ def test_issues_are_in_line_order_with_file_level_last() -> None:
 
 def test_to_dict_is_the_documented_shape() -> None:
     report = check(jsonl(request("a"), request("a")))
-    assert set(report.to_dict()) == {
-        "path",
-        "valid",
-        "endpoint",
-        "model",
-        "requests",
-        "bytes",
-        "embedding_inputs",
-        "errors",
-        "warnings",
-        "errors_total",
-        "warnings_total",
-    }
+    assert set(report.to_dict()) == REPORT_KEYS
     assert report.to_dict()["errors"][0] == {
         "line": 2,
         "code": "duplicate_custom_id",

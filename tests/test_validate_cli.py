@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from batchkit.cli.main import cli
 from batchkit.cli.report import github_annotation, github_escape_data, github_escape_property
 from batchkit.validate import Issue
-from tests.helpers import REPO, SAMPLES, jsonl, request
+from tests.helpers import REPO, REPORT_KEYS, SAMPLES, jsonl, request
 
 VALID = SAMPLES / "chat.jsonl"
 INVALID = SAMPLES / "invalid" / "every_mistake.jsonl"
@@ -74,19 +74,7 @@ def test_json_format_is_the_documented_document() -> None:
     document = orjson.loads(result.output)
     assert set(document) == {"valid", "files"}
     (file,) = document["files"]
-    assert set(file) == {
-        "path",
-        "valid",
-        "endpoint",
-        "model",
-        "requests",
-        "bytes",
-        "embedding_inputs",
-        "errors",
-        "warnings",
-        "errors_total",
-        "warnings_total",
-    }
+    assert set(file) == REPORT_KEYS
     assert file["errors_total"] == 11 and len(file["errors"]) == 2
     assert file["errors"][0] == {
         "line": 1,
