@@ -15,6 +15,8 @@ from batchkit.validate import validate_file
 from tests.helpers import CHAT, MODEL, PEER_DATA, REPO
 
 PROMPTS = REPO / "samples/build/prompts.csv"
+#: The shipped CSV of questions, turned into chat requests.
+CSV_TO_CHAT = [str(PROMPTS), "--prompt-column", "question", "--endpoint", CHAT, "--model", MODEL]
 
 
 def run(*args: str, stdin: bytes | None = None) -> Result:
@@ -152,17 +154,7 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> N
 def test_existing_output_needs_force(tmp_path: Path) -> None:
     out = tmp_path / "q.jsonl"
     out.write_text("old")
-    args = [
-        str(PROMPTS),
-        "--prompt-column",
-        "question",
-        "--endpoint",
-        CHAT,
-        "--model",
-        MODEL,
-        "-o",
-        str(out),
-    ]
+    args = [*CSV_TO_CHAT, "-o", str(out)]
     result = run(*args)
     assert result.exit_code == 2 and "already exists" in result.stderr
     assert out.read_text() == "old"
@@ -200,13 +192,7 @@ def test_real_subprocess(tmp_path: Path) -> None:
             "-m",
             "batchkit",
             "build",
-            str(PROMPTS),
-            "--prompt-column",
-            "question",
-            "--endpoint",
-            CHAT,
-            "--model",
-            MODEL,
+            *CSV_TO_CHAT,
             "-o",
             str(out),
         ],
