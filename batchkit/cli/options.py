@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from batchkit.endpoints import ENDPOINTS
-from batchkit.limits import Limits, get_profile
+from batchkit.limits import Limits, Profile, get_profile
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,14 +40,9 @@ class ByteSize(click.ParamType):  # type: ignore[type-arg]  # generic only in cl
         return int(float(match.group(1)) * _UNITS[unit])
 
 
-def limit_options(func: F) -> F:
-    """``--profile`` and the per-limit overrides."""
+def limit_override_options(func: F) -> F:
+    """``--max-requests``, ``--max-bytes``, ``--max-embedding-inputs``: one limit each."""
     decorators = [
-        click.option(
-            "--profile",
-            help="Provider profile whose limits apply (orq, openai, azure, ...; "
-            "default $BATCHKIT_PROFILE or orq).",
-        ),
         click.option("--max-requests", type=click.IntRange(min=1), help="Override the limit."),
         click.option("--max-bytes", type=ByteSize(), help="Override the limit (e.g. 100MB)."),
         click.option(
@@ -59,13 +54,25 @@ def limit_options(func: F) -> F:
     return func
 
 
+def limit_options(func: F) -> F:
+    """``--profile`` and the per-limit overrides (commands that talk to no API)."""
+    profile = click.option(
+        "--profile",
+        help="Provider profile whose limits apply (orq, openai, azure, ...; "
+        "default $BATCHKIT_PROFILE or orq).",
+    )
+    return profile(limit_override_options(func))
+
+
 def resolve_limits(
-    profile: str | None,
+    profile: str | Profile | None,
     max_requests: int | None,
     max_bytes: int | None,
     max_embedding_inputs: int | None,
 ) -> Limits:
-    return get_profile(profile).limits.replace(
+    """The profile's limits (a name is resolved by get_profile) with the overrides given."""
+    chosen = profile if isinstance(profile, Profile) else get_profile(profile)
+    return chosen.limits.replace(
         max_requests=max_requests,
         max_bytes=max_bytes,
         max_embedding_inputs=max_embedding_inputs,

@@ -32,8 +32,7 @@ from batchkit.cli.common import (
     quiet_option,
     show_progress,
 )
-from batchkit.cli.options import ByteSize
-from batchkit.endpoints import ENDPOINTS
+from batchkit.cli.options import endpoint_option, limit_override_options, resolve_limits
 from batchkit.errors import InvalidInputError
 
 if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
@@ -449,11 +448,7 @@ interval_option = click.option(
 
 @click.command()
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--endpoint",
-    type=click.Choice(list(ENDPOINTS)),
-    help="The batch endpoint (default: the file's url).",
-)
+@endpoint_option
 @click.option(
     "--metadata",
     "metadata_pairs",
@@ -467,9 +462,7 @@ interval_option = click.option(
 @click.option("--wait", "wait_done", is_flag=True, help="Then wait until the batch ends.")
 @timeout_option
 @interval_option
-@click.option("--max-requests", type=click.IntRange(min=1), help="Override the limit.")
-@click.option("--max-bytes", type=ByteSize(), help="Override the limit (e.g. 100MB).")
-@click.option("--max-embedding-inputs", type=click.IntRange(min=1), help="Override the limit.")
+@limit_override_options
 @format_option("text", "json")
 @quiet_option
 @api_options
@@ -503,11 +496,7 @@ def submit(
     if len(metadata) != len(metadata_pairs):
         raise InvalidInputError("--metadata: a key is given twice")
     with open_client(api) as client:
-        limits = client.profile.limits.replace(
-            max_requests=max_requests,
-            max_bytes=max_bytes,
-            max_embedding_inputs=max_embedding_inputs,
-        )
+        limits = resolve_limits(client.profile, max_requests, max_bytes, max_embedding_inputs)
         upload = UploadProgress(show_progress(quiet, output_format))
         try:
             with upload:
