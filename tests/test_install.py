@@ -23,7 +23,14 @@ def test_non_editable_install_validates_from_another_directory(tmp_path: Path) -
         REPO,
         source,
         ignore=shutil.ignore_patterns(
-            ".venv*", ".git", "node_modules", "build", "dist", "*.egg-info", "__pycache__", ".*cache"
+            ".venv*",
+            ".git",
+            "node_modules",
+            "build",
+            "dist",
+            "*.egg-info",
+            "__pycache__",
+            ".*cache",
         ),
     )
     env_dir = tmp_path / "venv"
