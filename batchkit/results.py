@@ -1,0 +1,546 @@
+"""A finished batch's answers, joined to its requests; and the file of requests to retry.
+
+The server writes two files (CONTRACT.md section 6): the output file (answers, including
+HTTP failures of single requests) and the error file (requests that never ran, and failures
+of some servers), neither in input order.  :func:`iter_results` reads both and yields one
+:class:`Result` per request:
+
+- without the input, in the files' order, each custom_id once;
+- with the input, in input order, every request exactly once: a request that neither file
+  mentions is ``missing`` (cancelled and expired batches often leave some out).
+
+Anything odd in the files (a line that is not JSON, a line with no custom_id, a custom_id
+seen twice or not in the input) is kept in :attr:`ResultJoin.problems`, never silently
+dropped or doubled.
+
+Memory does not grow with the answers: a first pass keeps only each answer's place in its
+file (custom_id, offset, length), and the join reads each answer back when its request comes.
+A second pass over the input writes the retry file from the input's own bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import orjson
+
+from batchkit.atomic import atomic_writer
+from batchkit.errors import InvalidInputError, UsageError
+from batchkit.lines import LongLine, read_lines
+
+__all__ = [
+    "STATUSES",
+    "JoinProblem",
+    "Result",
+    "ResultError",
+    "ResultJoin",
+    "Summary",
+    "iter_results",
+    "should_retry",
+    "write_retry_file",
+]
+
+Status = Literal["succeeded", "failed", "expired", "cancelled", "missing"]
+STATUSES: tuple[Status, ...] = ("succeeded", "failed", "expired", "cancelled", "missing")
+#: HTTP answers of one request that are worth sending again: the request itself was fine.
+RETRY_HTTP_STATUSES = frozenset({408, 409, 429})
+#: Error codes a server writes for requests that never ran.
+_NEVER_RAN = {"batch_expired": "expired", "batch_cancelled": "cancelled"}
+#: A result line is never longer than this (a whole output file is at most this on the
+#: providers that publish a limit); longer lines are reported, not held.
+MAX_LINE = 256 * 1024 * 1024
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class ResultError:
+    """Why a request did not succeed: the line's ``error``, or its response body's error."""
+
+    code: str | None
+    message: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(slots=True)
+class Result:
+    """The outcome of one request.  ``line`` is its 1-based line in the input, when known."""
+
+    custom_id: str
+    status: Status
+    status_code: int | None = None
+    body: Any = None
+    error: ResultError | None = None
+    usage: dict[str, Any] | None = None
+    line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "custom_id": self.custom_id,
+            "status": self.status,
+            "status_code": self.status_code,
+            "body": self.body,
+            "error": self.error.to_dict() if self.error else None,
+            "usage": self.usage,
+            "line": self.line,
+        }
+
+
+@dataclass(frozen=True)
+class JoinProblem:
+    """Something in a results file that could not be joined as it is."""
+
+    path: str
+    line: int | None
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "line": self.line, "code": self.code, "message": self.message}
+
+
+def should_retry(result: Result, *, retry_all: bool = False) -> bool:
+    """Is ``result`` worth sending again?
+
+    Requests that never ran (expired, cancelled, missing) always are.  Failures are when the
+    answer says "not now" (408, 409, 429, 5xx) or gave no status at all (the request failed
+    before the model answered, as llama-stack reports upstream errors); other 4xx answers
+    would fail again, so only ``retry_all`` includes them.
+    """
+    if result.status == "succeeded":
+        return False
+    if result.status != "failed" or retry_all:
+        return True
+    code = result.status_code
+    return code is None or code in RETRY_HTTP_STATUSES or 500 <= code <= 599
+
+
+def parse_result_line(record: dict[str, Any], line: int | None = None) -> Result:
+    """One line of an output or error file as a :class:`Result`; ``line`` is the request's.
+
+    Liberal in what it reads: ``response.body`` may be a JSON string (llama-stack), an error
+    line may have ``type`` and ``message`` but no ``code`` and no ``response``, and ``error``
+    may be absent rather than null.
+    """
+    response = record.get("response")
+    status_code: int | None = None
+    body: Any = None
+    if isinstance(response, dict):
+        code = response.get("status_code")
+        status_code = code if type(code) is int else None
+        body = _decoded(response.get("body"))
+    line_error = _error_of(record.get("error"))
+    usage = body.get("usage") if isinstance(body, dict) else None
+    usage = usage if isinstance(usage, dict) else None
+    status: Status
+    if line_error is not None and line_error.code in _NEVER_RAN:
+        status = _NEVER_RAN[line_error.code]  # type: ignore[assignment]
+    elif line_error is None and status_code is not None and 200 <= status_code <= 299:
+        status = "succeeded"
+    else:
+        status = "failed"
+    error = line_error
+    if error is None and status == "failed" and isinstance(body, dict):
+        error = _error_of(body.get("error"))
+    if error is None and status == "failed":
+        error = ResultError(None, f"HTTP {status_code}" if status_code else "no response")
+    return Result(
+        custom_id=record["custom_id"],
+        status=status,
+        status_code=status_code,
+        body=body,
+        error=error,
+        usage=usage,
+        line=line,
+    )
+
+
+def _decoded(body: Any) -> Any:
+    if isinstance(body, str):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return body
+    return body
+
+
+def _error_of(value: Any) -> ResultError | None:
+    if isinstance(value, dict):
+        code = value.get("code") or value.get("type")
+        message = value.get("message")
+        return ResultError(
+            str(code) if code is not None else None,
+            str(message) if message is not None else None,
+        )
+    if isinstance(value, str) and value:
+        return ResultError(None, value)
+    return None
+
+
+# --- reading the files --------------------------------------------------------------------
+
+_CUSTOM_ID_KEY = b'"custom_id"'
+#: The value when it has no escapes (ids nearly never do): its bytes are the string.
+_PLAIN_VALUE = re.compile(rb'\s*:\s*"([^"\\]*)"')
+
+
+def _peek_custom_id(raw: bytes) -> str | None:
+    """The line's custom_id without parsing the whole line, or ``None`` when unsure.
+
+    The first ``"custom_id"`` of the line is its top-level key when its opening quote is not
+    escaped (no backslash before it), a colon follows it (so it is a key, not a value), and
+    no other object was opened before it (one ``{`` before it).  Then its string value is read
+    on the spot; otherwise the caller parses the whole line.  The join parses every line it
+    uses anyway and checks the id again.
+    """
+    at = raw.find(_CUSTOM_ID_KEY)
+    if at < 1 or raw[at - 1] == 0x5C or raw.count(b"{", 0, at) != 1:
+        return None
+    match = _PLAIN_VALUE.match(raw, at + len(_CUSTOM_ID_KEY))
+    if match is None:
+        return None
+    try:
+        return match.group(1).decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _open(path: PathLike, what: str) -> BinaryIO:
+    try:
+        return Path(path).open("rb")
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not the {what}") from None
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file (the {what})") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied (the {what})") from None
+
+
+@dataclass
+class _Place:
+    """Where one answer is: which file, at which byte, how long, on which line."""
+
+    source: int
+    offset: int
+    length: int
+    line: int
+
+
+@dataclass
+class _Source:
+    """One results file: read in order through its stream, and by place with ``pread``
+    (answers come in any order: one system call each, and the stream's buffer is kept)."""
+
+    path: str
+    stream: BinaryIO
+    #: Lines that were JSON objects with a custom_id; a file with none is not a results file.
+    usable: int = 0
+    unusable: int = 0
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return os.pread(self.stream.fileno(), length, offset)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class ResultJoin:
+    """The results of one batch, iterable once; ``problems`` fills up while it is iterated.
+
+    ``output`` and ``errors`` are the server's two files (either may be ``None``: a batch
+    where every request failed has no output file); ``input`` is the batch file that was
+    submitted.  Use as a context manager, or iterate to the end, so that the files close.
+    """
+
+    def __init__(
+        self,
+        output: PathLike | None,
+        errors: PathLike | None = None,
+        input: PathLike | None = None,
+    ) -> None:
+        self.problems: list[JoinProblem] = []
+        self.input = str(input) if input is not None else None
+        self._sources: list[_Source] = []
+        try:
+            for path, what in ((output, "output file"), (errors, "error file")):
+                if path is not None:
+                    self._sources.append(_Source(str(path), _open(path, what)))
+            self._input_stream = _open(input, "input file") if input is not None else None
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for source in self._sources:
+            source.close()
+        if getattr(self, "_input_stream", None) is not None:
+            self._input_stream.close()  # type: ignore[union-attr]
+
+    def __enter__(self) -> ResultJoin:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Result]:
+        try:
+            if self._input_stream is None:
+                yield from self._in_file_order()
+            else:
+                yield from self._in_input_order(self._input_stream)
+        finally:
+            self.close()
+
+    # -- without the input: each file in its order ------------------------------------------
+
+    def _in_file_order(self) -> Iterator[Result]:
+        seen: dict[str, tuple[str, int]] = {}
+        for source in self._sources:
+            for number, raw, _ in self._lines(source):
+                result = self._parse(source, number, raw) if raw is not None else None
+                if result is None:
+                    continue
+                first = seen.setdefault(result.custom_id, (source.path, number))
+                if first != (source.path, number):
+                    self._duplicate(source.path, number, result.custom_id, first)
+                    continue
+                yield result
+            self._check_usable(source)
+
+    # -- with the input: input order, every request once -------------------------------------
+
+    def _in_input_order(self, input_stream: BinaryIO) -> Iterator[Result]:
+        index = self._index()
+        taken: dict[str, int] = {}
+        for number, raw in _numbered(input_stream):
+            if isinstance(raw, LongLine):
+                message = f"the line is {raw.length:,} bytes, longer than any batch request"
+                self._problem(self.input, number, "invalid_request_line", message)
+                continue
+            if not raw.strip():
+                continue
+            custom_id = _peek_custom_id(raw)
+            if custom_id is None:
+                custom_id = _custom_id_of(_loads(raw))
+            if custom_id is None:
+                self._problem(
+                    self.input, number, "missing_custom_id", "the request has no custom_id"
+                )
+                continue
+            first = taken.setdefault(custom_id, number)
+            if first != number:
+                self._problem(
+                    self.input,
+                    number,
+                    "duplicate_custom_id",
+                    f"custom_id {custom_id!r} was already used on line {first}; its answer "
+                    "is joined to that line only",
+                )
+                continue
+            place = index.pop(custom_id, None)
+            result = self._read(place, custom_id, number) if place is not None else None
+            yield result or Result(custom_id, "missing", line=number)
+        for custom_id, place in index.items():
+            source = self._sources[place.source]
+            self._problem(
+                source.path,
+                place.line,
+                "unknown_custom_id",
+                f"custom_id {custom_id!r} is not in the input {self.input}",
+            )
+            result = self._read(place, custom_id, None)
+            if result is not None:
+                yield result
+
+    def _index(self) -> dict[str, _Place]:
+        """Pass 1: each answer's place, the first one of each custom_id."""
+        index: dict[str, _Place] = {}
+        for number_of_source, source in enumerate(self._sources):
+            offset = 0
+            for number, raw, length in self._lines(source):
+                if raw is None:
+                    offset += length
+                    continue
+                custom_id = _peek_custom_id(raw)
+                if custom_id is None:
+                    parsed = self._parse(source, number, raw)
+                    custom_id = parsed.custom_id if parsed is not None else None
+                else:
+                    source.usable += 1
+                if custom_id is not None:
+                    place = _Place(number_of_source, offset, length, number)
+                    first = index.setdefault(custom_id, place)
+                    if first is not place:
+                        where = (self._sources[first.source].path, first.line)
+                        self._duplicate(source.path, number, custom_id, where)
+                offset += length
+            self._check_usable(source)
+        return index
+
+    def _read(self, place: _Place, custom_id: str, line: int | None) -> Result | None:
+        source = self._sources[place.source]
+        record = _loads(source.read_at(place.offset, place.length))
+        if not isinstance(record, dict) or record.get("custom_id") != custom_id:
+            # Only a custom_id nested in the body was found (or the file changed meanwhile).
+            message = "the line has no custom_id of its own (only inside its response)"
+            self._problem(source.path, place.line, "missing_custom_id", message)
+            return None
+        return parse_result_line(record, line)
+
+    # -- shared ------------------------------------------------------------------------------
+
+    def _lines(self, source: _Source) -> Iterator[tuple[int, bytes | None, int]]:
+        """``(number, line, length)`` of each line of the file; an over-long line is a
+        problem and comes as ``None`` (its length still moves the offsets of the next)."""
+        source.stream.seek(0)
+        for number, raw in _numbered(source.stream):
+            if isinstance(raw, LongLine):
+                message = f"the line is {raw.length:,} bytes, too long for a result line"
+                self._problem(source.path, number, "invalid_result", message)
+                yield number, None, raw.length
+            else:
+                yield number, raw, len(raw)
+
+    def _parse(self, source: _Source, number: int, raw: bytes) -> Result | None:
+        if not raw.strip():
+            return None
+        record = _loads(raw)
+        if not isinstance(record, dict):
+            source.unusable += 1
+            self._problem(source.path, number, "invalid_json_line", "the line is not a JSON object")
+            return None
+        if not isinstance(record.get("custom_id"), str):
+            source.unusable += 1
+            self._problem(source.path, number, "missing_custom_id", "the line has no custom_id")
+            return None
+        source.usable += 1
+        return parse_result_line(record)
+
+    def _check_usable(self, source: _Source) -> None:
+        if source.unusable and not source.usable:
+            raise InvalidInputError(
+                f"{source.path} is not a batch results file: none of its lines is a JSON "
+                f"object with a custom_id (first problem: {self._first_problem(source.path)})"
+            )
+
+    def _first_problem(self, path: str) -> str:
+        for problem in self.problems:
+            if problem.path == path:
+                return f"line {problem.line}: {problem.message}"
+        return "none"
+
+    def _duplicate(self, path: str, line: int, custom_id: str, first: tuple[str, int]) -> None:
+        self._problem(
+            path,
+            line,
+            "duplicate_result",
+            f"custom_id {custom_id!r} already has an answer ({first[0]}:{first[1]}); this one "
+            "is left out",
+        )
+
+    def _problem(self, path: str | None, line: int | None, code: str, message: str) -> None:
+        self.problems.append(JoinProblem(path or "<input>", line, code, message))
+
+
+def _numbered(stream: BinaryIO) -> Iterator[tuple[int, bytes | LongLine]]:
+    return enumerate(read_lines(stream, MAX_LINE), start=1)
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _custom_id_of(record: Any) -> str | None:
+    if isinstance(record, dict) and isinstance(record.get("custom_id"), str):
+        return str(record["custom_id"])
+    return None
+
+
+def iter_results(
+    output: PathLike | None,
+    errors: PathLike | None = None,
+    input: PathLike | None = None,
+) -> ResultJoin:
+    """The results of a batch: see :class:`ResultJoin` (iterate it; read ``problems`` after)."""
+    return ResultJoin(output, errors, input)
+
+
+# --- the retry file -------------------------------------------------------------------------
+
+
+def write_retry_file(input: PathLike, lines: Iterable[int], dest: PathLike) -> int:
+    """Copy the input's ``lines`` (1-based numbers), byte for byte, to ``dest``; their count.
+
+    Nothing is written (and an existing ``dest`` is left alone) when ``lines`` is empty.  The
+    copy is atomic: a temporary file renamed when complete.  A last line without its newline
+    gets one, so that the file stays JSONL.
+    """
+    wanted = set(lines)
+    if not wanted:
+        return 0
+    written = 0
+    with _open(input, "input file") as source, atomic_writer(dest) as out:
+        for number, raw in _numbered(source):
+            if number in wanted and not isinstance(raw, LongLine):
+                out.write(raw if raw.endswith(b"\n") else raw + b"\n")
+                written += 1
+    return written
+
+
+# --- the summary ----------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """Counts by status, the most frequent errors with an example each, and token totals."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    usage: Counter[str] = field(default_factory=Counter)
+    retry: int = 0
+
+    def add(self, result: Result) -> None:
+        self.counts[result.status] += 1
+        if result.error is not None:
+            key = result.error.code or result.error.message or "error"
+            self.errors[key] += 1
+            self.examples.setdefault(key, result.custom_id)
+        for name, value in (result.usage or {}).items():
+            if type(value) is int:
+                self.usage[name] += value
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def all_succeeded(self) -> bool:
+        return self.counts["succeeded"] == self.total
+
+    def top_errors(self, limit: int = 5) -> list[tuple[str, int, str]]:
+        """``(code or message, count, an example custom_id)``, most frequent first."""
+        return [(key, n, self.examples[key]) for key, n in self.errors.most_common(limit)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "counts": {status: self.counts[status] for status in STATUSES},
+            "top_errors": [
+                {"error": key, "count": n, "example": example}
+                for key, n, example in self.top_errors()
+            ],
+            "usage": dict(self.usage),
+            "retry": self.retry,
+        }
