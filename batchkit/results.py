@@ -224,14 +224,9 @@ def _open(path: PathLike, what: str) -> BinaryIO:
         raise UsageError(f"{path}: permission denied (the {what})") from None
 
 
-@dataclass
-class _Place:
-    """Where one answer is: which file, at which byte, how long, on which line."""
-
-    source: int
-    offset: int
-    length: int
-    line: int
+#: Where one answer is: ``(file number, byte offset, length, line number)``.  A tuple, not a
+#: dataclass: the index holds one per request and is built at the speed of reading.
+_Place = tuple[int, int, int, int]
 
 
 @dataclass
@@ -349,10 +344,9 @@ class ResultJoin:
             result = self._read(place, custom_id, number) if place is not None else None
             yield result or Result(custom_id, "missing", line=number)
         for custom_id, place in index.items():
-            source = self._sources[place.source]
             self._problem(
-                source.path,
-                place.line,
+                self._sources[place[0]].path,
+                place[3],
                 "unknown_custom_id",
                 f"custom_id {custom_id!r} is not in the input {self.input}",
             )
@@ -365,33 +359,34 @@ class ResultJoin:
         index: dict[str, _Place] = {}
         for number_of_source, source in enumerate(self._sources):
             offset = 0
+            peeked = 0
             for number, raw, length in self._lines(source):
-                if raw is None:
-                    offset += length
-                    continue
-                custom_id = _peek_custom_id(raw)
-                if custom_id is None:
+                custom_id = _peek_custom_id(raw) if raw is not None else None
+                if custom_id is not None:
+                    peeked += 1
+                elif raw is not None:
                     parsed = self._parse(source, number, raw)
                     custom_id = parsed.custom_id if parsed is not None else None
-                else:
-                    source.usable += 1
                 if custom_id is not None:
-                    place = _Place(number_of_source, offset, length, number)
-                    first = index.setdefault(custom_id, place)
-                    if first is not place:
-                        where = (self._sources[first.source].path, first.line)
+                    first = index.get(custom_id)
+                    if first is None:
+                        index[custom_id] = (number_of_source, offset, length, number)
+                    else:
+                        where = (self._sources[first[0]].path, first[3])
                         self._duplicate(source.path, number, custom_id, where)
                 offset += length
+            source.usable += peeked
             self._check_usable(source)
         return index
 
     def _read(self, place: _Place, custom_id: str, line: int | None) -> Result | None:
-        source = self._sources[place.source]
-        record = _loads(source.read_at(place.offset, place.length))
+        number_of_source, offset, length, number = place
+        source = self._sources[number_of_source]
+        record = _loads(source.read_at(offset, length))
         if not isinstance(record, dict) or record.get("custom_id") != custom_id:
             # Only a custom_id nested in the body was found (or the file changed meanwhile).
             message = "the line has no custom_id of its own (only inside its response)"
-            self._problem(source.path, place.line, "missing_custom_id", message)
+            self._problem(source.path, number, "missing_custom_id", message)
             return None
         return parse_result_line(record, line)
 
