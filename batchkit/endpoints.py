@@ -6,6 +6,7 @@ the file's embedding-input limit.  A new endpoint is a new entry and a new schem
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,11 @@ ENDPOINTS: dict[str, Endpoint] = {
 }
 
 
+#: How alike a typo must be to a known url to be suggested (difflib's ratio): close enough for
+#: ``/v1/chat/completion`` or ``/v1/embedding``, not for ``/v1/responses`` or ``/v1/messages``.
+_TYPO_CUTOFF = 0.85
+
+
 def suggest_endpoint(url: str) -> str | None:
     """The known endpoint a wrong url most likely meant (``/chat/completions`` -> ``/v1/...``)."""
     stripped = url.strip().rstrip("/")
@@ -70,7 +76,13 @@ def suggest_endpoint(url: str) -> str | None:
     for known in ENDPOINTS:
         if stripped.endswith(known.removeprefix("/v1")) and stripped:
             return known
-    return None
+    close = difflib.get_close_matches(stripped, ENDPOINTS, n=1, cutoff=_TYPO_CUTOFF)
+    return close[0] if close else None
+
+
+def missing_v1(url: str, endpoint: str) -> bool:
+    """``url`` is ``endpoint`` without its ``/v1`` prefix: the most common mistake of all."""
+    return url.strip().rstrip("/").lstrip("/") == endpoint.removeprefix("/v1/")
 
 
 def get_endpoint(url: str) -> Endpoint | None:

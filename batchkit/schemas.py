@@ -8,9 +8,11 @@ both engines agree on every schema.
 
 from __future__ import annotations
 
+import difflib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -67,6 +69,34 @@ class BodyProblem:
     message: str
 
 
+@cache
+def open_properties(name: str) -> frozenset[str] | None:
+    """The body keys schema ``name`` names, when it lets other keys through; else ``None``.
+
+    Chat and completions bodies may carry keys of the provider's own, so an unknown key there
+    is no error, only a possible typo.  Embeddings refuse unknown keys: the schema says so.
+    """
+    schema = load_schema(name)
+    if schema.get("additionalProperties") is False:
+        return None
+    return frozenset(schema.get("properties", {}))
+
+
+@lru_cache(maxsize=1024)
+def close_key(key: str, known: frozenset[str]) -> str | None:
+    """The known key that ``key`` is most likely a typo of (``max_token`` -> ``max_tokens``).
+
+    Cached: a file repeats the same few unknown keys on every line (bounded: keys are data).
+    """
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=_KEY_CUTOFF)
+    return close[0] if close else None
+
+
+#: How alike an unknown key must be to a known one to be called a typo of it (difflib's ratio):
+#: ``max_token`` and ``temprature`` are typos; ``top_k`` (a parameter of other providers) is not.
+_KEY_CUTOFF = 0.85
+
+
 def is_valid(name: str, body: Any) -> bool:
     """The fast path: is ``body`` valid against schema ``name``?"""
     return bool(_fast_validator(name).is_valid(body))
@@ -98,7 +128,14 @@ def format_path(path: Any, root: str = "body") -> str:
 
 
 def show(value: Any, width: int = 60) -> str:
-    """A value as JSON for a message, cut to about ``width`` characters."""
+    """A value as JSON for a message, cut to about ``width`` characters.
+
+    JSON quoting escapes the control characters of a string, so a value from the file never
+    breaks a message's line.  NaN and the infinities, which a Python caller can pass but JSON
+    cannot hold (orjson would write ``null``), are named as they are.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value).replace("nan", "NaN").replace("inf", "Infinity")
     if isinstance(value, str) and len(value) > width:
         return orjson.dumps(value[:width]).decode()[:-1] + '..."'
     text = orjson.dumps(value, default=repr).decode()
@@ -120,8 +157,7 @@ def _explain(error: ValidationError) -> Iterator[BodyProblem]:
         message = f"{show(value)} must be {show(expected)}"
     elif kind == "type":
         wanted = " or ".join(expected) if isinstance(expected, list) else expected
-        got = "null" if value is None else f"{json_type(value)} {show(value)}"
-        message = f"expected {wanted}, got {got}"
+        message = f"expected {wanted}, got {describe(value)}"
     elif kind in {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}:
         relation = {
             "minimum": ">=",
@@ -137,10 +173,12 @@ def _explain(error: ValidationError) -> Iterator[BodyProblem]:
         bound = "at least" if kind == "minLength" else "at most"
         message = f"is {len(value)} characters long; must be {bound} {expected}"
     elif kind == "additionalProperties":
-        extra = sorted(set(value) - set(error.schema.get("properties", {})))
-        for name in extra:
+        known = frozenset(error.schema.get("properties", {}))
+        for name in sorted(set(value) - known):
             where = f"{param}.{name}"
-            yield BodyProblem(where, f"{where} is not a parameter of this endpoint")
+            hint = close_key(name, known)
+            typo = f" (did you mean {hint}?)" if hint else ""
+            yield BodyProblem(where, f"{where} is not a parameter of this endpoint{typo}")
         return
     elif kind in {"anyOf", "oneOf"} and not error.context:
         message = f"{show(value)} is not a valid value here"
@@ -161,3 +199,10 @@ def json_type(value: Any) -> str:
     if isinstance(value, list):
         return "array"
     return "object"
+
+
+def describe(value: Any) -> str:
+    """A value's type and value for "got ..." in a message: ``number 7``, ``null``, ``NaN``."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return show(value)
+    return f"{json_type(value)} {show(value)}"

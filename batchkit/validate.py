@@ -14,17 +14,18 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import orjson
 
-from batchkit import schemas
-from batchkit.endpoints import ENDPOINTS, Endpoint, get_endpoint, suggest_endpoint
+from batchkit import linechecks, schemas
+from batchkit.endpoints import ENDPOINTS, Endpoint, get_endpoint, missing_v1, suggest_endpoint
 from batchkit.errors import UsageError
 from batchkit.limits import Limits
+from batchkit.lines import LongLine, read_lines
 
 Severity = Literal["error", "warning"]
 
@@ -33,6 +34,8 @@ _REQUIRED_SET = frozenset(REQUIRED_KEYS)
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 DEFAULT_MAX_ISSUES = 1000
+#: Body keys that cap the tokens a request may generate: below 1, it can generate nothing.
+TOKEN_LIMIT_KEYS = ("max_tokens", "max_completion_tokens")
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,11 @@ class FileReport:
 
 @dataclass
 class _Collected:
-    """Issues kept (up to ``cap`` of each severity) and counted (all of them)."""
+    """Issues kept (up to ``cap`` of each severity) and counted (all of them).
+
+    The cap is for the per-line issues, which can run into the thousands; the few file-level
+    ones (limits, an empty file) are always kept, since they are often the verdict itself.
+    """
 
     cap: int
     errors: list[Issue] = field(default_factory=list)
@@ -102,20 +109,22 @@ class _Collected:
     def add(self, issue: Issue) -> None:
         if issue.severity == "error":
             self.errors_total += 1
-            if len(self.errors) < self.cap:
-                self.errors.append(issue)
+            kept = self.errors
         else:
             self.warnings_total += 1
-            if len(self.warnings) < self.cap:
-                self.warnings.append(issue)
+            kept = self.warnings
+        if issue.line is None or len(kept) < self.cap:
+            kept.append(issue)
 
 
 class Validator:
     """Checks one batch file, a line at a time.
 
-    ``endpoint`` fixes the batch endpoint; when ``None`` it is taken from the first line that
-    names one.  Use :meth:`feed` for raw lines or :meth:`check_record` for records that are
-    already parsed (the builder), then :meth:`finish`.
+    ``endpoint`` fixes the batch endpoint; when ``None`` it is taken from the first line whose
+    url is a known endpoint, so that a typo on line 1 is one error, not one per line.  Use
+    :meth:`feed` for raw lines (and :meth:`feed_too_long` for one too long to hold) or
+    :meth:`check_record` for records that are already parsed (the builder), then
+    :meth:`finish`.
     """
 
     def __init__(
@@ -133,9 +142,13 @@ class Validator:
             raise UsageError(f"unknown endpoint {endpoint!r}{extra}: choose one of {known}")
         self.limits = limits or Limits()
         self.path = path
+        #: The batch endpoint, once known: from ``endpoint`` or the first known url.
         self._endpoint: Endpoint | None = get_endpoint(endpoint) if endpoint else None
-        self._endpoint_fixed = endpoint is not None
-        self._endpoint_seen = endpoint is not None
+        #: The line whose url set ``_endpoint`` (``None``: ``--endpoint`` did, or none yet).
+        self._endpoint_line: int | None = None
+        #: Until a known url is seen: the endpoint the first near miss (``/chat/completions``)
+        #: stands for, so that the bodies before it are still checked against their schema.
+        self._guess: Endpoint | None = None
         self._issues = _Collected(cap=max_issues)
         self._ids: dict[str, int] = {}
         self._model: str | None = None
@@ -154,7 +167,8 @@ class Validator:
 
     @property
     def endpoint(self) -> str | None:
-        return self._endpoint.url if self._endpoint else None
+        endpoint = self._endpoint or self._guess
+        return endpoint.url if endpoint else None
 
     def feed(self, raw: bytes) -> list[Issue]:
         """Check one raw line (with or without its line end); returns its issues."""
@@ -214,14 +228,49 @@ class Validator:
             found.append(_not_an_object(record, line))
             return self._record(found)
         found.extend(self._check(record, line))
+        found.extend(_separator_issues(raw, record, line))
+        if linechecks.may_repeat_keys(raw, record):
+            found.extend(
+                Issue(line, "duplicate_key", finding.param, finding.text, severity="warning")
+                for finding in linechecks.repeated_keys(raw)
+            )
         return self._record(found)
 
-    def check_record(self, record: dict[str, Any], nbytes: int) -> list[Issue]:
-        """Check one parsed request that takes ``nbytes`` in the file (line end included)."""
+    def feed_too_long(self, length: int) -> list[Issue]:
+        """Count a line of ``length`` bytes that was too long to hold (read and let go).
+
+        A line longer than the file's byte limit can never be part of a valid file, so it is
+        one error on its own line, counted as a request and in the file's bytes.
+        """
+        self._line += 1
+        self._bytes += length
+        if self._not_jsonl:
+            return []
+        self._requests += 1
+        limit = self.limits.max_bytes
+        message = (
+            f"line {self._line} alone is {length:,} bytes, over the file limit of {limit:,} "
+            "bytes; it was not read whole or checked (a line with no line end? a file that "
+            "is not JSON Lines?)"
+        )
+        return self._record([Issue(self._line, "file_too_large", None, message)])
+
+    def check_record(
+        self, record: dict[str, Any], nbytes: int, *, raw: bytes | None = None
+    ) -> list[Issue]:
+        """Check one parsed request that takes ``nbytes`` in the file (line end included).
+
+        ``raw`` is the bytes the caller writes the record as, when it has them: a raw line
+        separator is judged on those.  Without them the record is taken to be written as
+        ``orjson.dumps`` writes it, which keeps U+2028 and U+2029 raw.
+        """
         self._line += 1
         self._bytes += nbytes
         self._requests += 1
-        return self._record(self._check(record, self._line))
+        found = self._check(record, self._line)
+        written = raw if raw is not None else _dumps_or_empty(record)
+        found.extend(_separator_issues(written, record, self._line))
+        return self._record(found)
 
     def finish(self) -> FileReport:
         """The report, with the file-level checks (limits, empty file) added."""
@@ -257,7 +306,7 @@ class Validator:
         (a warning, a first line, any doubt) returns False and the full checks below run,
         which produce the messages.  tests/test_validate_fuzz.py checks the two agree.
         """
-        endpoint = self._endpoint
+        endpoint = self._endpoint  # False before the endpoint is known: the full checks set it
         if endpoint is None or record.keys() != _REQUIRED_SET:
             return False
         body, custom_id = record["body"], record["custom_id"]
@@ -267,6 +316,7 @@ class Validator:
             or type(body) is not dict
             or type(custom_id) is not str
             or not 0 < len(custom_id) <= self.limits.long_custom_id
+            or custom_id.isspace()
             or body.get("stream") is True
             # Also False before the first model is known: the full checks record it.
             or body.get("model") != self._model
@@ -274,6 +324,8 @@ class Validator:
             # as the id's first use, which it is.
             or self._ids.setdefault(custom_id, line) != line
             or not schemas.is_valid(endpoint.schema, body)
+            or _low_token_limits(endpoint, body)
+            or _misspelled_keys(endpoint, body)
         ):
             return False
         self._embedding_inputs += endpoint.count_inputs(body)
@@ -301,8 +353,8 @@ class Validator:
                         line,
                         "unknown_parameter",
                         key,
-                        f"unknown top-level key '{key}' is ignored or refused by the server; "
-                        "move it into body or remove it",
+                        f"unknown top-level key {schemas.show(key)} is ignored or refused by the "
+                        "server; move it into body or remove it",
                         severity="warning",
                     )
                 )
@@ -319,12 +371,14 @@ class Validator:
                         f'method is {schemas.show(method)}; batch requests must use "POST"',
                     )
                 )
+        url = record.get("url")
+        self._learn_endpoint(url, line)
         if "url" in record:
-            found.extend(self._check_url(record["url"], line))
+            found.extend(self._check_url(url, line))
         if "body" in record:
             body = record["body"]
             if isinstance(body, dict):
-                found.extend(self._check_body(body, line))
+                found.extend(self._check_body(body, line, _named_endpoint(url)))
             else:
                 found.append(
                     Issue(
@@ -344,8 +398,8 @@ class Validator:
                     line,
                     "invalid_type",
                     "custom_id",
-                    f"custom_id must be a string, got {schemas.json_type(custom_id)} "
-                    f"{schemas.show(custom_id)}; quote it",
+                    f"custom_id must be a string, got {schemas.describe(custom_id)}"
+                    + ("" if custom_id is None else "; quote it"),
                 )
             ]
         if not custom_id:
@@ -363,8 +417,9 @@ class Validator:
                     "custom_id must be unique in the file",
                 )
             ]
+        found: list[Issue] = []
         if len(custom_id) > self.limits.long_custom_id:
-            return [
+            found.append(
                 Issue(
                     line,
                     "long_custom_id",
@@ -373,8 +428,28 @@ class Validator:
                     f"than {self.limits.long_custom_id}",
                     severity="warning",
                 )
-            ]
-        return []
+            )
+        if custom_id.isspace():
+            found.append(
+                Issue(
+                    line,
+                    "blank_custom_id",
+                    "custom_id",
+                    f"custom_id is only whitespace ({schemas.show(custom_id)}); results are "
+                    "matched to requests by it and tools strip it: give it visible characters",
+                    severity="warning",
+                )
+            )
+        return found
+
+    def _learn_endpoint(self, url: Any, line: int) -> None:
+        """The first known url sets the batch endpoint; until then a near miss stands in."""
+        if self._endpoint is not None or not isinstance(url, str):
+            return
+        if url in ENDPOINTS:
+            self._endpoint, self._endpoint_line = ENDPOINTS[url], line
+        elif self._guess is None:
+            self._guess = _named_endpoint(url)
 
     def _check_url(self, url: Any, line: int) -> list[Issue]:
         if not isinstance(url, str):
@@ -387,34 +462,40 @@ class Validator:
                     f"{schemas.json_type(url)}",
                 )
             ]
-        if not self._endpoint_seen:
-            # The first url decides the file's endpoint; a near miss still tells us which
-            # schema the bodies are meant for.
-            self._endpoint_seen = True
-            guess = url if url in ENDPOINTS else suggest_endpoint(url)
-            self._endpoint = get_endpoint(guess) if guess else None
         expected = self.endpoint
         if url == expected:
             return []
-        known = ", ".join(f'"{name}"' for name in ENDPOINTS)
-        if expected is None:
-            message = (
-                f'url is "{url}", which is not a batch endpoint batchkit supports '
-                f"(use one of {known})"
+        hint = suggest_endpoint(url)
+        if url in ENDPOINTS:
+            source = (
+                "--endpoint"
+                if self._endpoint_line is None
+                else f"line {self._endpoint_line}, the first line that names one"
             )
-        elif url in ENDPOINTS:
-            source = "--endpoint" if self._endpoint_fixed else "the first line"
             message = (
                 f'url is "{url}" but the batch endpoint is "{expected}" (from {source}); '
                 "every line of a batch must use the batch's endpoint"
             )
-        elif suggest_endpoint(url) == expected:
-            message = f'url is "{url}" but the batch endpoint is "{expected}" (missing "/v1"?)'
+        elif hint is None or (expected is not None and hint != expected):
+            known = ", ".join(f'"{name}"' for name in ENDPOINTS)
+            message = (
+                f"url is {schemas.show(url)}, which is not a batch endpoint batchkit supports "
+                f"(use one of {known})"
+                if expected is None
+                else f'url is {schemas.show(url)} but the batch endpoint is "{expected}"'
+            )
+        elif missing_v1(url, hint):
+            message = (
+                f'url is {schemas.show(url)} but the batch endpoint is "{hint}" (missing "/v1"?)'
+            )
         else:
-            message = f'url is "{url}" but the batch endpoint is "{expected}"'
+            message = (
+                f'url is {schemas.show(url)}, which is not a batch endpoint: did you mean "{hint}"?'
+            )
         return [Issue(line, "invalid_url", "url", message)]
 
-    def _check_body(self, body: dict[str, Any], line: int) -> list[Issue]:
+    def _check_body(self, body: dict[str, Any], line: int, named: Endpoint | None) -> list[Issue]:
+        """The body's rules; ``named`` is the endpoint the line's own url names or means."""
         found: list[Issue] = []
         if body.get("stream") is True:
             found.append(
@@ -436,16 +517,25 @@ class Validator:
                         line,
                         "model_mismatch",
                         "body.model",
-                        f'body.model is "{model}" but line {self._model_line} uses '
-                        f'"{self._model}"; a batch file must use one model (split the file '
-                        "per model)",
+                        f"body.model is {schemas.show(model)} but line {self._model_line} uses "
+                        f"{schemas.show(self._model)}; a batch file must use one model (split "
+                        "the file per model)",
                     )
                 )
-        endpoint = self._endpoint
+        endpoint = self._endpoint or self._guess or named
         if endpoint is None:
             return found
-        for problem in schemas.body_problems(endpoint.schema, body):
-            found.append(Issue(line, "invalid_request", problem.param, problem.message))
+        judge = endpoint
+        problems = schemas.body_problems(endpoint.schema, body)
+        if problems and named not in (None, endpoint) and schemas.is_valid(named.schema, body):
+            # A body right for the url its line names: the url, already reported, is the one
+            # mistake of this line, not the body as well.
+            judge, problems = named, []
+        found.extend(
+            Issue(line, "invalid_request", problem.param, problem.message) for problem in problems
+        )
+        flagged = {problem.param for problem in problems}
+        found.extend(w for w in _body_warnings(judge, body, line) if w.param not in flagged)
         self._embedding_inputs += endpoint.count_inputs(body)
         return found
 
@@ -459,7 +549,8 @@ class Validator:
             (self._requests, limits.max_requests, "too_many_tasks", "requests", "split the file"),
             (self._bytes, limits.max_bytes, "file_too_large", "bytes", "split the file"),
         ]
-        if self._endpoint is not None and self._endpoint.counts_inputs:
+        endpoint = self._endpoint or self._guess
+        if endpoint is not None and endpoint.counts_inputs:
             checks.append(
                 (
                     self._embedding_inputs,
@@ -492,6 +583,91 @@ class Validator:
                     )
                 )
         return found
+
+
+def _named_endpoint(url: Any) -> Endpoint | None:
+    """The endpoint a line's url names, or plainly means (a missing ``/v1``, a typo)."""
+    if not isinstance(url, str):
+        return None
+    return ENDPOINTS.get(url) or get_endpoint(suggest_endpoint(url) or "")
+
+
+def _low_token_limits(endpoint: Endpoint, body: dict[str, Any]) -> list[tuple[str, int]]:
+    """The token caps below 1: the request can generate nothing (the server may refuse it).
+
+    The spec allows 0 on /v1/completions, where with ``echo`` it scores a prompt: not flagged.
+    """
+    low = [
+        (key, value)
+        for key in TOKEN_LIMIT_KEYS
+        if type(value := body.get(key)) is int and value < 1
+    ]
+    if low and body.get("echo") is True and endpoint.url == "/v1/completions":
+        low = [(key, value) for key, value in low if value < 0]
+    return low
+
+
+def _misspelled_keys(endpoint: Endpoint, body: dict[str, Any]) -> list[tuple[str, str]]:
+    """Unknown body keys close to a known one (``max_token``), with the known one.
+
+    Unknown keys are allowed (providers add their own), so only a near miss is worth a word.
+    """
+    known = schemas.open_properties(endpoint.schema)
+    if known is None or known.issuperset(body):
+        return []
+    return [
+        (key, hint) for key in body if key not in known and (hint := schemas.close_key(key, known))
+    ]
+
+
+def _body_warnings(endpoint: Endpoint, body: dict[str, Any], line: int) -> list[Issue]:
+    """What a valid body may still get wrong: a misspelled parameter, no tokens to generate."""
+    found = [
+        Issue(
+            line,
+            "unknown_parameter",
+            f"body.{key}",
+            f"body.{key} is not a parameter of {endpoint.url}: did you mean {hint}? (the "
+            "server ignores or refuses an unknown key)",
+            severity="warning",
+        )
+        for key, hint in _misspelled_keys(endpoint, body)
+    ]
+    found.extend(
+        Issue(
+            line,
+            "max_tokens_below_one",
+            f"body.{key}",
+            f"body.{key} is {value}: the request can generate no tokens (the server refuses it "
+            "or answers with nothing); use 1 or more, or leave it out for the model's default",
+            severity="warning",
+        )
+        for key, value in _low_token_limits(endpoint, body)
+    )
+    return found
+
+
+def _separator_issues(raw: bytes, record: dict[str, Any], line: int) -> list[Issue]:
+    """A raw U+2028, U+2029 or U+0085 in the line: a bytes test first, then the path."""
+    if raw.isascii() or not linechecks.has_line_separator(raw):
+        return []
+    found = linechecks.line_separators(record)
+    if not found:
+        return []
+    more = f" (and {len(found) - 1} more strings on this line)" if len(found) > 1 else ""
+    message = (
+        f"{found[0].text} raw{more}: JSON allows it, but servers that split lines on Unicode "
+        "line ends cut the request there; batchkit build --fix writes it escaped (\\u2028)"
+    )
+    return [Issue(line, "unicode_line_separator", found[0].param, message, severity="warning")]
+
+
+def _dumps_or_empty(record: dict[str, Any]) -> bytes:
+    """``record`` as orjson writes it, or nothing when it cannot be (the checks say why)."""
+    try:
+        return orjson.dumps(record)
+    except (orjson.JSONEncodeError, TypeError):
+        return b""
 
 
 def _parse_issue(raw: bytes, line: int, error: orjson.JSONDecodeError) -> Issue:
@@ -567,7 +743,7 @@ def validate_file(
     """
     if isinstance(source, (str, os.PathLike)):
         if str(source) == "-":
-            return validate_stream(sys.stdin.buffer, "<stdin>", endpoint, limits, max_issues)
+            return validate_stream(_stdin_bytes(), "<stdin>", endpoint, limits, max_issues)
         with open_batch_file(source) as stream:
             return validate_stream(stream, str(source), endpoint, limits, max_issues)
     name = getattr(source, "name", "<stream>")
@@ -575,14 +751,49 @@ def validate_file(
 
 
 def validate_stream(
-    lines: Iterable[bytes],
+    lines: BinaryIO | Iterable[bytes],
     path: str,
     endpoint: str | None = None,
     limits: Limits | None = None,
     max_issues: int = DEFAULT_MAX_ISSUES,
 ) -> FileReport:
-    """Validate an iterable of raw lines (a binary file yields them one at a time)."""
+    """Validate a binary stream, or an iterable of raw lines, one line at a time.
+
+    A stream is read with a bound (the file's byte limit): a longer line, which can never be
+    valid, is counted and reported without being held, so memory does not grow with it.
+    """
     validator = Validator(endpoint, limits, path=path, max_issues=max_issues)
-    for raw in lines:
-        validator.feed(raw)
+    for raw in _lines_of(lines, validator.limits.max_bytes):
+        if isinstance(raw, LongLine):
+            validator.feed_too_long(raw.length)
+        else:
+            validator.feed(raw)
     return validator.finish()
+
+
+_NOT_BINARY = (
+    "validate_file reads bytes: pass a path, a binary file (open(path, 'rb')) or the bytes "
+    "in io.BytesIO(data), not {what}"
+)
+
+
+def _lines_of(source: BinaryIO | Iterable[bytes], max_line: int) -> Iterator[bytes | LongLine]:
+    """The lines of ``source``, bounded when it is a stream; a text source is a UsageError."""
+    if isinstance(source, (str, bytes, bytearray, memoryview, io.TextIOBase)):
+        what = "a text stream" if isinstance(source, io.TextIOBase) else type(source).__name__
+        raise UsageError(_NOT_BINARY.format(what=what))
+    if hasattr(source, "readline"):
+        yield from read_lines(source, max_line)  # type: ignore[arg-type]
+        return
+    for raw in source:
+        if not isinstance(raw, bytes):
+            raise UsageError(_NOT_BINARY.format(what=f"lines of type {type(raw).__name__}"))
+        yield raw
+
+
+def _stdin_bytes() -> BinaryIO:
+    """Standard input as bytes; replaced by a text-only stream (a notebook), a UsageError."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise UsageError(_NOT_BINARY.format(what="a text-only standard input"))
+    return stream  # type: ignore[no-any-return]

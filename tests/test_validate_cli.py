@@ -101,9 +101,12 @@ def test_github_format_annotates_the_lines() -> None:
 def test_github_escaping() -> None:
     assert github_escape_data("50% done\r\nnext") == "50%25 done%0D%0Anext"
     assert github_escape_property("a:b,c%") == "a%3Ab%2Cc%25"
-    issue = Issue(3, "invalid_url", "url", 'url is "/x"\nsecond line')
+    # A message quotes the file: its control characters are shown as escapes, and what
+    # GitHub would still read (%) is escaped for it, so one issue is one annotation.
+    issue = Issue(3, "invalid_url", "url", 'url is "/x"\n::error::100%\r\x1b')
     assert github_annotation("dir,1/a:b.jsonl", issue) == (
-        '::error file=dir%2C1/a%3Ab.jsonl,line=3,title=invalid_url::url is "/x"%0Asecond line'
+        "::error file=dir%2C1/a%3Ab.jsonl,line=3,title=invalid_url::"
+        'url is "/x"\\n::error::100%25\\r\\x1b'
     )
 
 

@@ -6,6 +6,7 @@ workflow-command annotations that mark the exact lines of a pull request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,11 +15,30 @@ import click
 from batchkit.validate import FileReport, Issue
 
 
+#: Characters that would let text from a file act on the reader's screen or log: C0 and C1
+#: controls (a line feed starts a new log line, so a new GitHub annotation; ESC starts a
+#: terminal sequence) and the Unicode line and paragraph separators.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\n``, ``\\x1b``).
+
+    Messages quote the file (a url, a model, a key), so whatever a message holds is printed
+    through this: one issue is always one line, and it is shown, never obeyed.
+    """
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
 def issue_line(path: str, issue: Issue) -> str:
     """``path:line: code: message``, the form every command uses for a per-line problem."""
     where = f"{path}:{issue.line}" if issue.line is not None else path
     kind = "warning: " if issue.severity == "warning" else ""
-    return f"{where}: {kind}{issue.code}: {issue.message}"
+    return printable(f"{where}: {kind}{issue.code}: {issue.message}")
 
 
 def human_bytes(count: int) -> str:
@@ -96,6 +116,11 @@ def github_escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def _github_message(text: str) -> str:
+    """A message from the file as annotation data: control characters shown, then escaped."""
+    return github_escape_data(printable(text))
+
+
 def github_escape_property(text: str) -> str:
     """Escaping of a workflow command's property values (file, title)."""
     return github_escape_data(text).replace(":", "%3A").replace(",", "%2C")
@@ -106,7 +131,7 @@ def github_annotation(path: str, issue: Issue) -> str:
     if issue.line is not None:
         properties.append(f"line={issue.line}")
     properties.append(f"title={github_escape_property(issue.code)}")
-    return f"::{issue.severity} {','.join(properties)}::{github_escape_data(issue.message)}"
+    return f"::{issue.severity} {','.join(properties)}::{_github_message(issue.message)}"
 
 
 def print_github(report: FileReport) -> None:
