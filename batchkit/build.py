@@ -9,15 +9,28 @@ validator's verdict.
 Files are written to hidden temporary files in the output's directory and renamed only when
 the whole build succeeded, so a failure (an exception, Ctrl-C, a full disk) never leaves a
 partial file under an output name.  The renames make the output atomic, not durable: there is
-no fsync.
+no fsync.  A process killed outright (SIGKILL, a power cut) cannot clean up: the next build of
+the same output removes what it left (see :meth:`_OutputSet.remove_stale_temps`).
+
+Two things make a built file safer than the letter of the limits asks:
+
+- Each file is filled only to just under the ``near_limit`` share of every limit (see
+  :func:`fill`), so that every file batchkit writes passes ``batchkit validate --strict``.
+- U+2028, U+2029 and U+0085 are written escaped (see :func:`escape_line_separators`): JSON
+  allows them raw, but a server that splits lines with a Unicode-aware splitter would cut the
+  request there.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
+import re
 import secrets
+import sys
+import time
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,7 +39,7 @@ from typing import Any, BinaryIO, Literal
 
 import orjson
 
-from batchkit import schemas
+from batchkit import linechecks, schemas
 from batchkit.endpoints import ENDPOINTS, Endpoint, suggest_endpoint
 from batchkit.errors import BatchkitError, InvalidInputError, UsageError
 from batchkit.limits import Limits, get_profile
@@ -43,6 +56,43 @@ _LINE_KEY_SET = frozenset(LINE_KEYS)
 #: How often (in items) the progress callback is called; it is also called once at the end.
 PROGRESS_EVERY = 1000
 _WRITE_BUFFER = 1 << 20
+#: A temporary of this build's naming pattern older than this, and not locked by a live build,
+#: is a leftover of a build that was killed: the next build of the same output removes it.
+STALE_TEMP_SECONDS = 60
+#: Each raw line separator and its JSON escape.
+_SEPARATOR_ESCAPES = tuple(
+    (char.encode(), f"\\u{ord(char):04x}".encode()) for char in linechecks.LINE_SEPARATORS
+)
+
+
+def fill(limit: int, near_limit_ratio: float) -> int:
+    """The most of a measure (requests, bytes, embedding inputs) the split puts in one file.
+
+    The largest value under ``limit * near_limit_ratio``: the validator warns (``near_limit``)
+    at or over that share, so a file filled to here passes ``validate --strict`` and keeps the
+    rest (10% by default) as headroom.  With the default limits: 44,999 requests, 180 MiB less
+    one byte, 44,999 embedding inputs.  The comparison is the validator's own, float for
+    float, so the two always agree.
+    """
+    return math.ceil(limit * near_limit_ratio) - 1
+
+
+def escape_line_separators(line: bytes) -> bytes:
+    """``line`` with every raw U+2028, U+2029 and U+0085 written as its ``\\uXXXX`` escape.
+
+    orjson writes them raw, as JSON allows, but a server that splits lines with a Unicode-aware
+    splitter (Python's ``str.splitlines``) cuts the request there.  The other characters such a
+    splitter breaks on (U+000B, U+000C, U+001C-U+001E) are control characters, which JSON
+    escapes anyway.  The replacement is exact on bytes: in valid UTF-8, which orjson writes,
+    these byte sequences can only be these characters, and they can only be inside strings.
+    An ASCII line (most of them) is answered by one fast test.
+    """
+    if line.isascii():
+        return line
+    for raw, escaped in _SEPARATOR_ESCAPES:
+        if raw in line:
+            line = line.replace(raw, escaped)
+    return line
 
 
 def default_custom_id(index: int, body: Any) -> str:
@@ -70,6 +120,19 @@ def describe_request(index: int, custom_id: Any) -> str:
     if custom_id is None:
         return f"request at index {index}"
     return f"request at index {index} (custom_id {schemas.show(custom_id)})"
+
+
+@dataclass(frozen=True)
+class InvalidItem:
+    """An input item its reader already knows to be bad (an empty CSV cell, a line not JSON).
+
+    A reader yields one in the item's place, so that the build reports it as it reports any
+    invalid request: with ``on_invalid="raise"`` the error, with ``"skip"`` a row of the
+    rejects file (``request`` is what the reader could keep of the item, or ``None``).
+    """
+
+    issues: tuple[Issue, ...]
+    request: Any = None
 
 
 @dataclass(frozen=True)
@@ -181,10 +244,19 @@ def build_batch(
     - ``custom_id(index, body)`` names items that have no id; the default is
       :func:`default_custom_id` (``request-000001``...).
     - ``limits`` (else ``profile``'s limits, else the default profile's) decide the splits.
+      Each file is filled only to just under 90% (``near_limit_ratio``) of every limit:
+      44,999 requests, 180 MiB, 44,999 embedding inputs with the default limits.  So every
+      file passes ``batchkit validate --strict`` (whose ``near_limit`` warning starts at 90%)
+      and keeps 10% headroom.  A single request over that share but within the limit is
+      still written, in a file of its own, which then gets the ``near_limit`` warning.
+    - U+2028, U+2029 and U+0085 are written escaped (``\\u2028``...), so a server that splits
+      lines on Unicode line ends sees one request per line.
     - ``on_invalid="raise"`` raises :class:`InvalidRequestError` at the first bad request and
       writes nothing; ``"skip"`` writes bad requests with their errors to
       ``name.rejects.jsonl`` and goes on.
     - ``progress(handled)`` is called every 1,000 items and at the end.
+    - An :class:`InvalidItem` (from a reader that knows an item is bad) is rejected as an
+      invalid request is.
     """
     if endpoint not in ENDPOINTS:
         hint = suggest_endpoint(endpoint)
@@ -271,21 +343,30 @@ class _OutputSet:
 
     The names are ``name.jsonl``, ``name-001.jsonl``, ``name-002.jsonl``... (a run numbered
     from 001 without gaps, so an unrelated ``name-2024.jsonl`` is never taken for one) and
-    ``name.rejects.jsonl``.
+    ``name.rejects.jsonl``.  The temporaries are ``.name.<8 hex digits>.tmp``; the build holds
+    an exclusive lock (``flock``) on each until it is renamed or removed, which tells a later
+    build whether the build that made a temporary is still alive.
     """
 
     def __init__(self, output: Path, *, overwrite: bool) -> None:
+        if output.name == ".jsonl":
+            raise UsageError(
+                f"{output}: the output needs a file name before .jsonl "
+                f"(e.g. {output.parent / 'requests.jsonl'})"
+            )
         if output.suffix != ".jsonl":
             raise UsageError(f"{output}: the output must end in .jsonl (the server refuses others)")
         self.directory = output.parent
         self.stem = output.name[: -len(".jsonl")]
         self.overwrite = overwrite
         self._temps: list[Path] = []
+        self._locks: list[int] = []
         self._refuse_existing()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise _write_error(error, self.directory) from error
+        self.remove_stale_temps()
 
     def single(self) -> Path:
         return self.directory / f"{self.stem}.jsonl"
@@ -305,13 +386,43 @@ class _OutputSet:
         return found
 
     def open_temp(self) -> tuple[Path, BinaryIO]:
-        """A new hidden file next to the outputs (so that the final rename is atomic)."""
+        """A new hidden file next to the outputs (so that the final rename is atomic), locked."""
         path = self.directory / f".{self.stem}.{secrets.token_hex(4)}.tmp"
         self._temps.append(path)
         try:
-            return path, _open_temp(path)
+            stream = _open_temp(path)
+            self._locks.append(_locked(path))
         except OSError as error:
             raise _write_error(error, path) from error
+        return path, stream
+
+    def remove_stale_temps(self) -> None:
+        """Remove the temporaries a killed build of this output left, and only those.
+
+        A build that ends in an exception, Ctrl-C or SIGTERM (in the CLI) removes its own;
+        SIGKILL or a power cut leaves them.  A temporary is stale when no live build holds its
+        lock (the kernel drops a dead process's locks, however it died) and it is older than
+        :data:`STALE_TEMP_SECONDS` (which covers the instant between a temporary's creation
+        and its lock).  So two builds of the same output at once never remove each other's
+        temporaries, even a finished file that waited for many minutes for the rest of its
+        build.  It is removed while locked, so no build can take it up in between.  Without
+        ``flock`` (Windows) liveness cannot be told, and nothing is removed.
+        """
+        if sys.platform == "win32":
+            return
+        pattern = re.compile(rf"\.{re.escape(self.stem)}\.[0-9a-f]{{8}}\.tmp")
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        with contextlib.suppress(OSError), os.scandir(self.directory) as entries:
+            for entry in entries:
+                if not pattern.fullmatch(entry.name):
+                    continue
+                with contextlib.suppress(OSError):  # a live build's lock, or it just vanished
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        fd = _locked(Path(entry.path))
+                        try:
+                            os.unlink(entry.path)
+                        finally:
+                            os.close(fd)
 
     def commit(self, parts: list[Path], rejects: Path | None) -> tuple[list[Path], Path | None]:
         """Rename the temporaries to their final names and remove stale outputs."""
@@ -332,6 +443,7 @@ class _OutputSet:
         except OSError as error:
             raise _write_error(error, self.directory) from error
         self._temps.clear()
+        self._unlock()
         return final, rejects_final
 
     def discard(self) -> None:
@@ -340,6 +452,13 @@ class _OutputSet:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
         self._temps.clear()
+        self._unlock()
+
+    def _unlock(self) -> None:
+        for fd in self._locks:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._locks.clear()
 
     def _refuse_existing(self) -> None:
         if self.overwrite:
@@ -354,6 +473,24 @@ class _OutputSet:
 def _open_temp(path: Path) -> BinaryIO:
     """Create ``path`` for writing (never an existing file).  Tests replace this."""
     return open(path, "xb", buffering=_WRITE_BUFFER)
+
+
+def _locked(path: Path) -> int:
+    """A descriptor holding an exclusive lock on ``path``; OSError if a live build holds one.
+
+    The lock is on a descriptor of its own, so it outlasts the writer's stream: a finished
+    file stays locked until the build renames it.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    if sys.platform != "win32":
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise
+    return fd
 
 
 def _write_error(error: OSError, where: Path) -> BatchkitError:
@@ -395,12 +532,21 @@ class _Part:
         self.requests = 0
         self.bytes = 0
         self.embedding_inputs = 0
+        ratio = limits.near_limit_ratio
+        self._most_requests = fill(limits.max_requests, ratio)
+        self._most_bytes = fill(limits.max_bytes, ratio)
+        self._most_inputs = fill(limits.max_embedding_inputs, ratio)
 
-    def fits(self, nbytes: int, inputs: int, limits: Limits) -> bool:
-        return (
-            self.requests < limits.max_requests
-            and self.bytes + nbytes <= limits.max_bytes
-            and self.embedding_inputs + inputs <= limits.max_embedding_inputs
+    def fits(self, nbytes: int, inputs: int) -> bool:
+        """Whether one more request keeps the file within the :func:`fill` of every limit.
+
+        An empty file takes any request (the builder has checked it is within the limits
+        themselves): a request over the fill gets a file of its own rather than none.
+        """
+        return not self.requests or (
+            self.requests < self._most_requests
+            and self.bytes + nbytes <= self._most_bytes
+            and self.embedding_inputs + inputs <= self._most_inputs
         )
 
     def write(self, line: bytes, inputs: int) -> None:
@@ -441,6 +587,9 @@ class _Builder:
         self.warnings_total = 0
 
     def add(self, index: int, item: Any) -> None:
+        if isinstance(item, InvalidItem):
+            self._reject(index, None, item.request, list(item.issues))
+            return
         record = self._record(index, item)
         if isinstance(record, list):  # not a request at all: only its issues
             self._reject(index, None, item, record)
@@ -450,7 +599,9 @@ class _Builder:
         inputs = 0
         if not problems:
             try:
-                line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+                line = escape_line_separators(
+                    orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+                )
             except orjson.JSONEncodeError as error:
                 message = f"the request cannot be written as JSON ({error})"
                 problems = [Issue(None, "invalid_request", "body", message)]
@@ -459,9 +610,9 @@ class _Builder:
             inputs = self.endpoint.count_inputs(body) if isinstance(body, dict) else 0
             problems = self._check_size(len(line), inputs)
         if not problems:
-            if not self.part.fits(len(line), inputs, self.limits):
+            if not self.part.fits(len(line), inputs):
                 self._next_part()  # so that the file a request goes into is the one checking it
-            issues = self.part.validator.check_record(record, len(line))
+            issues = self.part.validator.check_record(record, len(line), raw=line)
             if issues:
                 problems = [issue for issue in issues if issue.severity == "error"]
                 if not problems:
@@ -615,4 +766,4 @@ class _Builder:
             "request": request,
         }
         options = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
-        self.rejects.write(orjson.dumps(row, default=repr, option=options))
+        self.rejects.write(escape_line_separators(orjson.dumps(row, default=repr, option=options)))

@@ -1,16 +1,19 @@
 """``batchkit build --fix``: repair what needs no guessing, refuse the rest.
 
 Repaired: a UTF-8 byte-order mark, ``\\r\\n`` line ends, blank lines, a JSON array instead of
-lines, a missing ``method`` or ``url``, a url that only lacks ``/v1`` (or is otherwise plainly
-the batch endpoint, see :func:`~batchkit.endpoints.suggest_endpoint`), and a missing
-``custom_id`` (generated, never colliding with the file's own).  Not repaired: anything else
-the validator finds (a line that is not JSON, a duplicate id, a body that breaks its schema).
-Those are reported with their lines, exactly as ``batchkit validate`` reports them, and
-nothing is written.
+lines, a missing ``method`` or ``url``, a method in the wrong case or with spaces (``"post"``),
+a url that only lacks ``/v1`` (or is otherwise plainly the batch endpoint, see
+:func:`~batchkit.endpoints.suggest_endpoint`), a missing ``custom_id`` (generated, never
+colliding with the file's own), and raw U+2028, U+2029 and U+0085 (written escaped, as
+:func:`~batchkit.build.build_batch` writes every file).  Not repaired: anything else the
+validator finds (a line that is not JSON, a duplicate id, a body that breaks its schema, a
+line longer than a whole file may hold).  Those are reported with their lines, exactly as
+``batchkit validate`` reports them, and nothing is written.
 
 The file is read three times: to learn its ids and endpoint, to check the repaired requests,
 and to write them through :func:`~batchkit.build.build_batch` (which splits at the limits).
-A JSON array is read whole; lines are read one at a time.
+A JSON array is read whole; lines are read one at a time, each with a bound (the file byte
+limit), so memory never grows with the longest line.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from typing import Any
 
 import orjson
 
+from batchkit import linechecks
 from batchkit.build import LINE_KEYS, BuildResult, ProgressFunction, build_batch
 from batchkit.endpoints import ENDPOINTS, suggest_endpoint
 from batchkit.errors import UsageError
 from batchkit.limits import Limits, get_profile
+from batchkit.lines import LongLine, read_lines
 from batchkit.validate import DEFAULT_MAX_ISSUES, UTF8_BOM, Issue, Validator, open_batch_file
 
 #: Each kind of repair, in the order reports list them, with how a report names it.
@@ -37,14 +42,17 @@ CHANGES = {
     "blank_lines": "dropped blank lines",
     "json_array": "turned a JSON array into lines",
     "method": "filled a missing method",
+    "method_case": 'corrected the method to "POST"',
     "url": "filled a missing url",
     "url_corrected": "corrected the url to the batch endpoint",
     "custom_id": "generated a missing custom_id",
+    "escaped_line_separators": "escaped U+2028/U+2029/U+0085 line separators",
 }
 
 #: Warnings about what --fix repairs itself.
-_REPAIRED_WARNINGS = {"blank_line", "byte_order_mark"}
-_NO_LIMIT = 1 << 62
+_REPAIRED_WARNINGS = {"blank_line", "byte_order_mark", "unicode_line_separator"}
+#: File-level verdicts on the file limits, which do not apply to --fix's input: the build splits.
+_SPLIT_CODES = {"too_many_tasks", "file_too_large", "too_many_embedding_inputs", "near_limit"}
 
 
 @dataclass
@@ -95,8 +103,8 @@ def fix_file(
     endpoint decides.  Returns a :class:`FixResult`; when the file has errors that cannot be
     repaired, ``errors`` lists them and nothing is written.
     """
-    source = _Source(Path(path))
     limits = limits or get_profile(profile).limits
+    source = _Source(Path(path), limits.max_bytes)
     existing_ids, first_url = _scan(source)
     if endpoint is None and first_url is not None:
         endpoint = first_url
@@ -106,37 +114,37 @@ def fix_file(
     if endpoint not in ENDPOINTS:
         raise UsageError(f"unknown endpoint {endpoint!r}: choose one of {known}")
 
-    # Pass 2: check every repaired request.  The file limits do not apply: the build splits.
+    # Pass 2: check every repaired request.  The file limits do not apply (the build splits):
+    # their file-level verdicts are dropped, while a line too long for any file is an error.
     changes: Counter[str] = Counter()
-    unlimited = limits.replace(
-        max_requests=_NO_LIMIT, max_bytes=_NO_LIMIT, max_embedding_inputs=_NO_LIMIT
-    )
-    validator = Validator(endpoint, unlimited, path=str(path), max_issues=max_issues)
+    validator = Validator(endpoint, limits, path=str(path), max_issues=max_issues)
     for entry in _repaired(source, endpoint, existing_ids, changes):
         if isinstance(entry, bytes):
             validator.feed(entry)
+        elif isinstance(entry, LongLine):
+            validator.feed_too_long(entry.length)
         else:
             validator.check_record(entry, 0)
     report = validator.finish()
-    warnings = [issue for issue in report.warnings if issue.code not in _REPAIRED_WARNINGS]
-    hidden = sum(issue.code in _REPAIRED_WARNINGS for issue in report.warnings)
+    errors = [issue for issue in report.errors if _applies(issue)]
+    warnings = [issue for issue in report.warnings if _applies(issue)]
     result = FixResult(
         path=str(path),
         endpoint=endpoint,
         changes={kind: changes[kind] for kind in CHANGES if changes[kind]},
-        errors=report.errors,
-        errors_total=report.errors_total,
+        errors=errors,
+        errors_total=report.errors_total - (len(report.errors) - len(errors)),
         warnings=warnings,
-        warnings_total=report.warnings_total - hidden,
+        warnings_total=report.warnings_total - (len(report.warnings) - len(warnings)),
     )
-    if not report.valid:
+    if result.errors_total:
         return result
 
     # Pass 3: write the same repaired requests (the ids come out the same) through the builder.
     records = (
         entry
         for entry in _repaired(source, endpoint, existing_ids, Counter())
-        if not isinstance(entry, bytes)
+        if isinstance(entry, dict)
     )
     result.build = build_batch(
         records,
@@ -149,27 +157,43 @@ def fix_file(
     return result
 
 
-class _Source:
-    """The file's entries, as ``(number, raw_line)`` or, for a JSON array, its elements."""
+def _applies(issue: Issue) -> bool:
+    """Whether ``issue`` of the input stands for its repaired output too."""
+    if issue.line is None:
+        return issue.code not in _SPLIT_CODES
+    return issue.code not in _REPAIRED_WARNINGS
 
-    def __init__(self, path: Path) -> None:
+
+class _Source:
+    """The file's entries: its lines (bounded by ``max_line``) or, for a JSON array, its
+    elements."""
+
+    def __init__(self, path: Path, max_line: int) -> None:
         self.path = path
+        self.max_line = max_line
         with open_batch_file(path) as stream:
             head = stream.read(4096)
         self.bom = head.startswith(UTF8_BOM)
         self.array: list[Any] | None = None
+        #: A JSON array's bytes hold a raw line separator somewhere.
+        self.array_separators = False
         if head.removeprefix(UTF8_BOM).lstrip().startswith(b"["):
+            data = path.read_bytes().removeprefix(UTF8_BOM)
             try:
-                whole = orjson.loads(path.read_bytes().removeprefix(UTF8_BOM))
+                whole = orjson.loads(data)
             except orjson.JSONDecodeError:
                 whole = None  # not one JSON document: perhaps lines, the first an array
             if isinstance(whole, list):
                 self.array = whole
+                self.array_separators = linechecks.has_line_separator(data)
 
-    def lines(self) -> Iterator[bytes]:
-        with self.path.open("rb") as stream:
-            for number, raw in enumerate(stream, start=1):
-                yield raw.removeprefix(UTF8_BOM) if number == 1 else raw
+    def lines(self) -> Iterator[bytes | LongLine]:
+        """Each line; one longer than ``max_line`` only by its length (never held whole)."""
+        with open_batch_file(self.path) as stream:
+            for number, raw in enumerate(read_lines(stream, self.max_line), start=1):
+                if number == 1 and isinstance(raw, bytes):
+                    raw = raw.removeprefix(UTF8_BOM)
+                yield raw
 
 
 def _scan(source: _Source) -> tuple[set[str], str | None]:
@@ -191,6 +215,8 @@ def _scan(source: _Source) -> tuple[set[str], str | None]:
 
 def _parsed_lines(source: _Source) -> Iterator[Any]:
     for raw in source.lines():
+        if isinstance(raw, LongLine):
+            continue
         try:
             yield orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -199,8 +225,9 @@ def _parsed_lines(source: _Source) -> Iterator[Any]:
 
 def _repaired(
     source: _Source, endpoint: str | None, existing_ids: set[str], changes: Counter[str]
-) -> Iterator[dict[str, Any] | bytes]:
-    """Each entry repaired: a record, or the raw bytes of a line only the validator can judge.
+) -> Iterator[dict[str, Any] | bytes | LongLine]:
+    """Each entry repaired: a record, or the raw bytes (or only the length, of a line too long
+    to hold) of a line only the validator can judge.
 
     One entry per input line (or array element), so the validator's line numbers are the
     file's.  A blank line comes out as ``b"\\n"``: the validator counts it, the build drops it.
@@ -212,11 +239,18 @@ def _repaired(
         changes["json_array"] += 1
         for number, element in enumerate(source.array, start=1):
             if isinstance(element, dict):
+                # Which element held it raw (not as an escape) is lost in parsing: an element
+                # that holds one, in a file that holds one raw, is counted.
+                if source.array_separators and linechecks.line_separators(element):
+                    changes["escaped_line_separators"] += 1
                 yield _repair(element, number, endpoint, new_id, changes)
             else:
                 yield orjson.dumps(element)
         return
     for number, raw in enumerate(source.lines(), start=1):
+        if isinstance(raw, LongLine):
+            yield raw
+            continue
         if raw.endswith(b"\r\n"):
             changes["crlf"] += 1
         if not raw.strip():
@@ -229,6 +263,8 @@ def _repaired(
             yield raw
             continue
         if isinstance(record, dict):
+            if linechecks.has_line_separator(raw):
+                changes["escaped_line_separators"] += 1
             yield _repair(record, number, endpoint, new_id, changes)
         else:
             yield raw
@@ -246,9 +282,13 @@ def _repair(
     if "custom_id" not in fixed:
         fixed["custom_id"] = new_id(number)
         changes["custom_id"] += 1
+    method = fixed.get("method")
     if "method" not in fixed:
         fixed["method"] = "POST"
         changes["method"] += 1
+    elif isinstance(method, str) and method != "POST" and method.strip().upper() == "POST":
+        fixed["method"] = "POST"
+        changes["method_case"] += 1
     url = fixed.get("url")
     if endpoint is not None:
         if "url" not in fixed:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchkit import build as build_module
-from batchkit.build import InvalidRequestError, _SeenIds, build_batch
+from batchkit.build import InvalidRequestError, _SeenIds, build_batch, fill
 from batchkit.errors import BatchkitError, InvalidInputError, UsageError
 from batchkit.limits import Limits
 from batchkit.validate import validate_file
@@ -225,9 +225,24 @@ def uniform(count: int) -> list[dict[str, Any]]:
     return [chat("same text") for _ in range(count)]
 
 
+def filled_to(most: int) -> int:
+    """The limit whose fill (the most the split puts in a file: under 90%) is ``most``."""
+    limit = most
+    while fill(limit, Limits.near_limit_ratio) < most:
+        limit += 1
+    assert fill(limit, Limits.near_limit_ratio) == most
+    return limit
+
+
+def assert_each_file_passes_strict(paths: list[Path], endpoint: str, limits: Limits) -> None:
+    for path in paths:
+        report = validate_file(path, endpoint=endpoint, limits=limits)
+        assert report.passed(strict=True), [issue.message for issue in report.warnings]
+
+
 @pytest.mark.parametrize(("count", "files"), [(3, 1), (4, 2), (6, 2), (7, 3)])
 def test_split_at_max_requests(tmp_path: Path, count: int, files: int) -> None:
-    limits = Limits(max_requests=3)
+    limits = Limits(max_requests=filled_to(3))
     result = build_batch(
         uniform(count), endpoint=CHAT, model=MODEL, output=tmp_path / "q.jsonl", limits=limits
     )
@@ -235,30 +250,30 @@ def test_split_at_max_requests(tmp_path: Path, count: int, files: int) -> None:
     expected = ["q.jsonl"] if files == 1 else [f"q-{n:03d}.jsonl" for n in range(1, files + 1)]
     assert listing(tmp_path) == expected
     assert result.counts == [3] * (files - 1) + [count - 3 * (files - 1)]
-    assert_each_file_valid(result.files, CHAT, limits)
+    assert_each_file_passes_strict(result.files, CHAT, limits)
 
 
 @pytest.mark.parametrize(("spare", "counts"), [(0, [3]), (-1, [2, 1])])
 def test_split_at_max_bytes_newline_included(tmp_path: Path, spare: int, counts: list[int]) -> None:
     size = line_size(tmp_path)
-    limits = Limits(max_bytes=3 * size + spare)
+    limits = Limits(max_bytes=filled_to(3 * size + spare))
     result = build_batch(
         uniform(3), endpoint=CHAT, model=MODEL, output=tmp_path / "q.jsonl", limits=limits
     )
     assert result.counts == counts
-    assert all(path.stat().st_size <= limits.max_bytes for path in result.files)
+    assert all(path.stat().st_size <= 3 * size + spare for path in result.files)
     assert sum(path.stat().st_size for path in result.files) == 3 * size
-    assert_each_file_valid(result.files, CHAT, limits)
+    assert_each_file_passes_strict(result.files, CHAT, limits)
 
 
-@pytest.mark.parametrize(("limit", "counts"), [(6, [3]), (5, [2, 1])])
-def test_split_at_max_embedding_inputs(tmp_path: Path, limit: int, counts: list[int]) -> None:
+@pytest.mark.parametrize(("most", "counts"), [(6, [3]), (5, [2, 1])])
+def test_split_at_max_embedding_inputs(tmp_path: Path, most: int, counts: list[int]) -> None:
     items = [{"model": "e", "input": ["a", "b"]} for _ in range(3)]
-    limits = Limits(max_embedding_inputs=limit)
+    limits = Limits(max_embedding_inputs=filled_to(most))
     result = build_batch(items, endpoint=EMBEDDINGS, output=tmp_path / "e.jsonl", limits=limits)
     assert result.counts == counts
     assert [output.embedding_inputs for output in result.outputs] == [2 * n for n in counts]
-    assert_each_file_valid(result.files, EMBEDDINGS, limits)
+    assert_each_file_passes_strict(result.files, EMBEDDINGS, limits)
 
 
 def test_embeddings_request_larger_than_a_file_is_an_error(tmp_path: Path) -> None:
@@ -380,7 +395,7 @@ def test_unrelated_numbered_file_is_not_an_output(tmp_path: Path) -> None:
 
 def test_overwrite_removes_stale_outputs(tmp_path: Path) -> None:
     output = tmp_path / "q.jsonl"
-    limits = Limits(max_requests=2)
+    limits = Limits(max_requests=filled_to(2))
     build_batch(uniform(7), endpoint=CHAT, model=MODEL, output=output, limits=limits)
     build_batch(
         [{"messages": []}, *uniform(1)],

@@ -1,23 +1,42 @@
-"""``batchkit build``: requests in (JSONL, a JSON array or CSV), valid split batch files out."""
+"""``batchkit build``: requests in (JSONL, a JSON array or CSV), valid split batch files out.
+
+Every input is UTF-8 (a UTF-8 byte-order mark is skipped); UTF-16 is recognised and refused
+with the iconv line that converts it.  A line is read with a bound (the file byte limit), so
+memory never grows with the longest line.  A bad item (not JSON, not UTF-8, too long, an
+empty prompt cell) is handed to the build as an :class:`~batchkit.build.InvalidItem`, so it is
+reported with its ``file:line`` or written to the rejects file like any invalid request.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import itertools
+import os
+import shutil
+import signal
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import click
 import orjson
 
-from batchkit.build import BuildResult, InvalidRequestError, build_batch, describe_request
+from batchkit.build import (
+    BuildResult,
+    InvalidItem,
+    InvalidRequestError,
+    build_batch,
+    describe_request,
+)
 from batchkit.cli import report as reporters
 from batchkit.cli.common import (
     EXIT_INVALID,
-    echo_json,
     fail,
     format_option,
     handle_errors,
@@ -29,10 +48,18 @@ from batchkit.cli.options import endpoint_option, limit_options, resolve_limits
 from batchkit.endpoints import ENDPOINTS
 from batchkit.errors import InvalidInputError, UsageError
 from batchkit.fix import CHANGES, FixResult, fix_file
-from batchkit.validate import open_batch_file
+from batchkit.limits import Limits
+from batchkit.lines import LongLine, read_lines
+from batchkit.validate import UTF8_BOM, UTF16_BOMS, Issue, open_batch_file
 
 #: At most this many warnings are printed; the JSON output has them all (up to 1,000).
 _SHOWN_WARNINGS = 20
+#: 128 + SIGTERM, as a shell reports a process the signal ended.
+EXIT_TERMINATED = 128 + signal.SIGTERM
+#: 128 + SIGPIPE: the reader of ``-o -`` went away before the whole file was written.
+EXIT_BROKEN_PIPE = 141
+#: ``-o -``: the built file goes to stdout; the reports then go to stderr.
+STDOUT = "-"
 
 
 @click.command()
@@ -41,8 +68,9 @@ _SHOWN_WARNINGS = 20
     "-o",
     "--output",
     required=True,
-    type=click.Path(dir_okay=False),
-    help="Output NAME.jsonl; several files become NAME-001.jsonl, NAME-002.jsonl...",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Output NAME.jsonl; several files become NAME-001.jsonl, NAME-002.jsonl...; "
+    "- writes the one file to stdout.",
 )
 @endpoint_option
 @click.option("--model", help="Fill a missing body.model with this; a different one is an error.")
@@ -90,61 +118,248 @@ def build(
     Missing custom_ids become request-000001, request-000002... by position in the input.
     --endpoint may be left out when the first request names its url.
 
+    \b
+    Each file is filled to just under 90% of every limit (44,999 requests, 180 MiB and
+    44,999 embedding inputs with the default limits), so every file passes
+    `batchkit validate --strict` and keeps 10% headroom; a single request larger than that
+    share gets a file of its own.  U+2028, U+2029 and U+0085 are written escaped.
+    -o - writes the file to stdout (the summary goes to stderr); requests that need more
+    than one file are then a usage error.
+
     With --fix, repair one batch file instead: strip a byte-order mark, turn \\r\\n into \\n,
     drop blank lines, turn a JSON array into lines, fill missing method, url and custom_id,
-    and add a missing /v1 to the url.  What cannot be repaired is listed with its line and
-    nothing is written (exit 1).
+    add a missing /v1 to the url, upper-case the method ("post") and escape raw U+2028,
+    U+2029 and U+0085.  What cannot be repaired is listed with its line and nothing is
+    written (exit 1).
+
+    SIGTERM, like Ctrl-C, removes the temporary files and exits (143; 130 for Ctrl-C).
     """
     limits = resolve_limits(profile, max_requests, max_bytes, max_embedding_inputs)
     if inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
     if (system or id_column) and not prompt_column:
         raise UsageError("--system and --id-column need --prompt-column (CSV input)")
-    bar_enabled = show_progress(quiet, output_format)
+    if output == STDOUT and skip_invalid:
+        raise UsageError("--skip-invalid needs -o NAME.jsonl: the rejects go to NAME.rejects.jsonl")
     if fix:
         if len(inputs) != 1 or inputs[0] == "-":
             raise UsageError("--fix repairs one file, given by its path")
         if prompt_column or model or skip_invalid:
             raise UsageError("--fix does not take --prompt-column, --model or --skip-invalid")
-        with progress_bar(bar_enabled, unit=" requests", desc="fix") as bar:
-            fixed = fix_file(
-                inputs[0],
-                output=output,
-                endpoint=endpoint,
-                limits=limits,
-                overwrite=force,
-                progress=_updater(bar),
-            )
-        _print_fix(fixed, output_format, quiet)
-        return
+    report = _Report(output_format, quiet, to_stderr=output == STDOUT)
+    with _sigterm_raises():
+        try:
+            with _destination(output) as target:
+                if fix:
+                    fixed = _fix(inputs[0], target, endpoint, limits, force, report)
+                    if fixed.build is not None and output == STDOUT:
+                        _copy_to_stdout(fixed.build)
+                    report.fix(fixed)
+                    return
+                options = _BuildOptions(endpoint, model, prompt_column, system, id_column)
+                result = _build(inputs, target, options, limits, skip_invalid, force, report)
+                if output == STDOUT:
+                    _copy_to_stdout(result)
+            report.build(_on_stdout(result) if output == STDOUT else result)
+        except _Terminated:
+            fail("terminated", EXIT_TERMINATED)
 
-    items = _Inputs(inputs, prompt_column, system, id_column, endpoint)
+
+@dataclasses.dataclass(frozen=True)
+class _BuildOptions:
+    """What the request-building options say about the input."""
+
+    endpoint: str | None
+    model: str | None
+    prompt_column: str | None
+    system: str | None
+    id_column: str | None
+
+
+def _build(
+    inputs: tuple[str, ...],
+    output: str,
+    options: _BuildOptions,
+    limits: Limits,
+    skip_invalid: bool,
+    force: bool,
+    report: _Report,
+) -> BuildResult:
+    items = _Inputs(inputs, options, limits)
     requests: Iterator[Any] = iter(items)
+    endpoint = options.endpoint
     if endpoint is None:
         endpoint, requests = _infer_endpoint(requests)
-    if system and endpoint != "/v1/chat/completions":
+    if options.system and endpoint != "/v1/chat/completions":
         raise UsageError("--system applies to /v1/chat/completions only")
     items.endpoint = endpoint
     try:
-        with progress_bar(bar_enabled, unit=" requests", desc="build") as bar:
-            result = build_batch(
+        with progress_bar(report.bar, unit=" requests", desc="build") as bar:
+            return build_batch(
                 requests,
                 endpoint=endpoint,
                 output=output,
-                model=model,
+                model=options.model,
                 limits=limits,
                 on_invalid="skip" if skip_invalid else "raise",
                 overwrite=force,
                 progress=_updater(bar),
             )
     except InvalidRequestError as error:
-        fail(f"{items.where}: {error}", EXIT_INVALID)
+        raise InvalidInputError(f"{items.where}: {error}") from None
+
+
+def _fix(
+    path: str,
+    output: str,
+    endpoint: str | None,
+    limits: Limits,
+    force: bool,
+    report: _Report,
+) -> FixResult:
+    with progress_bar(report.bar, unit=" requests", desc="fix") as bar:
+        return fix_file(
+            path,
+            output=output,
+            endpoint=endpoint,
+            limits=limits,
+            overwrite=force,
+            progress=_updater(bar),
+        )
+
+
+# -- SIGTERM ---------------------------------------------------------------------------------
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived.  A BaseException, as KeyboardInterrupt is, so that nothing on the way
+    swallows it and every cleanup runs (build_batch removes its temporary files)."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While building, SIGTERM raises :class:`_Terminated` (Python's default just dies).
+
+    A second SIGTERM is ignored, so that it cannot cut the cleanup of the first short.  Only
+    the main thread may set a handler; elsewhere (a test runner's thread) nothing changes.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        yield
         return
-    if output_format == "json":
-        echo_json(result.to_dict())
-    elif not quiet:
-        _print_warnings(result)
-        click.echo(summary(result))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -- -o - -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _destination(output: str) -> Iterator[str]:
+    """Where to build: ``output`` itself or, for ``-o -``, a file in a private temporary
+    directory, copied to stdout only once the whole build succeeded (so that a failure, or
+    requests that need several files, leaves nothing half-written on stdout)."""
+    if output != STDOUT:
+        yield output
+        return
+    with tempfile.TemporaryDirectory(prefix="batchkit-") as directory:
+        yield os.path.join(directory, "stdout.jsonl")
+
+
+def _copy_to_stdout(result: BuildResult) -> None:
+    if len(result.outputs) > 1:
+        counts = ", ".join(f"{count:,}" for count in result.counts)
+        raise UsageError(
+            f"-o - writes one file, but the requests need {len(result.outputs)} files "
+            f"({counts} requests); give a file name instead (-o NAME.jsonl writes "
+            "NAME-001.jsonl, NAME-002.jsonl...)"
+        )
+    stdout = sys.stdout.buffer
+    try:
+        with result.outputs[0].path.open("rb") as built:
+            shutil.copyfileobj(built, stdout)
+        stdout.flush()
+    except BrokenPipeError:
+        # Python would complain again when it flushes stdout at exit: point it elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+        fail("stdout was closed before the whole file was written", EXIT_BROKEN_PIPE)
+
+
+def _on_stdout(result: BuildResult) -> BuildResult:
+    """``result`` as reported for ``-o -``: its one file is ``<stdout>``, not a temporary."""
+    outputs = [dataclasses.replace(output, path=Path("<stdout>")) for output in result.outputs]
+    return dataclasses.replace(result, outputs=outputs)
+
+
+# -- reports --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Report:
+    """How results are printed: the format, -q, and whether stdout is taken by ``-o -``."""
+
+    output_format: str
+    quiet: bool
+    to_stderr: bool
+
+    @property
+    def bar(self) -> bool:
+        return show_progress(self.quiet, self.output_format)
+
+    def echo(self, text: str) -> None:
+        click.echo(text, err=self.to_stderr)
+
+    def json(self, document: Any) -> None:
+        self.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+
+    def build(self, result: BuildResult) -> None:
+        if self.output_format == "json":
+            self.json(result.to_dict())
+        elif not self.quiet:
+            _print_warnings(result)
+            self.echo(summary(result))
+
+    def fix(self, fixed: FixResult) -> None:
+        if self.output_format == "json":
+            self.json(dataclasses.replace(fixed, build=_stdout_build(fixed, self)).to_dict())
+        else:
+            for issue in fixed.errors:
+                self.echo(reporters.issue_line(fixed.path, issue))
+            if not self.quiet:
+                for issue in fixed.warnings:
+                    self.echo(reporters.issue_line(fixed.path, issue))
+                if fixed.changes and fixed.fixed:
+                    done = "; ".join(
+                        f"{CHANGES[kind]} ({n:,})" for kind, n in fixed.changes.items()
+                    )
+                    self.echo(f"{fixed.path}: {done}")
+                elif fixed.fixed:
+                    self.echo(f"{fixed.path}: nothing to repair")
+                build = _stdout_build(fixed, self)
+                if build is not None:
+                    self.echo(summary(build))
+        if not fixed.fixed:
+            hidden = fixed.errors_total - len(fixed.errors)
+            more = f" ({hidden:,} not listed)" if hidden else ""
+            count = f"{fixed.errors_total:,} error{'' if fixed.errors_total == 1 else 's'}"
+            fail(
+                f"{fixed.path}: {count} that --fix cannot repair{more}; nothing was written",
+                EXIT_INVALID,
+            )
+
+
+def _stdout_build(fixed: FixResult, report: _Report) -> BuildResult | None:
+    if fixed.build is None or not report.to_stderr:
+        return fixed.build
+    return _on_stdout(fixed.build)
 
 
 def summary(result: BuildResult) -> str:
@@ -190,50 +405,58 @@ class _Inputs:
     on one request at a time, so that is the one an error is about.
     """
 
-    def __init__(
-        self,
-        paths: tuple[str, ...],
-        prompt_column: str | None,
-        system: str | None,
-        id_column: str | None,
-        endpoint: str | None,
-    ) -> None:
+    def __init__(self, paths: tuple[str, ...], options: _BuildOptions, limits: Limits) -> None:
         self.paths = paths
-        self.prompt_column = prompt_column
-        self.system = system
-        self.id_column = id_column
-        self.endpoint = endpoint
+        self.options = options
+        self.endpoint = options.endpoint
+        #: No line longer than a whole file may hold can become a request: never held whole.
+        self.max_line = limits.max_bytes
         self.where = paths[0]
 
     def __iter__(self) -> Iterator[Any]:
         for path in self.paths:
             name = "<stdin>" if path == "-" else path
             with _open(path) as stream:
-                if self.prompt_column:
+                head = stream.peek(64)
+                _refuse_utf16(head, name)
+                if self.options.prompt_column:
                     yield from self._csv(stream, name)
-                elif stream.peek(64).lstrip().startswith(b"["):
+                    continue
+                if head.startswith(UTF8_BOM):
+                    stream.read(len(UTF8_BOM))
+                    head = head[len(UTF8_BOM) :]
+                if head.lstrip().startswith(b"["):
                     yield from self._array(stream, name)
                 else:
                     yield from self._lines(stream, name)
 
-    def _lines(self, stream: IO[bytes], name: str) -> Iterator[Any]:
-        for number, raw in enumerate(stream, start=1):
+    def _lines(self, stream: io.BufferedReader, name: str) -> Iterator[Any]:
+        for number, raw in enumerate(read_lines(stream, self.max_line), start=1):
+            self.where = f"{name}:{number}"
+            if isinstance(raw, LongLine):
+                yield _invalid(
+                    "file_too_large",
+                    f"the line is {raw.length:,} bytes, more than a whole batch file may hold "
+                    f"({self.max_line:,} bytes); it was not read",
+                )
+                continue
             if not raw.strip():
                 continue
-            self.where = f"{name}:{number}"
             try:
                 yield orjson.loads(raw)
             except orjson.JSONDecodeError as error:
-                raise InvalidInputError(
-                    f"{self.where}: not valid JSON ({error.msg} at column {error.colno}); "
-                    "each line must be one request body or one full request"
-                ) from None
+                yield _not_json(raw, error)
 
-    def _array(self, stream: IO[bytes], name: str) -> Iterator[Any]:
+    def _array(self, stream: io.BufferedReader, name: str) -> Iterator[Any]:
         self.where = name
+        data = stream.read()
         try:
-            document = orjson.loads(stream.read())
+            document = orjson.loads(data)
         except orjson.JSONDecodeError as error:
+            bad = _first_bad_byte(data)
+            if bad is not None:
+                line = data.count(b"\n", 0, bad) + 1
+                raise InvalidInputError(f"{name}:{line}: {_NOT_UTF8}") from None
             raise InvalidInputError(f"{name}: not valid JSON ({error})") from None
         if not isinstance(document, list):
             raise InvalidInputError(f"{name}: expected a JSON array of requests")
@@ -241,30 +464,108 @@ class _Inputs:
             self.where = f"{name}[{number}]"
             yield item
 
-    def _csv(self, stream: IO[bytes], name: str) -> Iterator[Any]:
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    def _csv(self, stream: io.BufferedReader, name: str) -> Iterator[Any]:
+        # Bad bytes become lone surrogates, found in the cells used, so that the error names
+        # the CSV line (a strict decoder fails a chunk ahead, with no line to name).
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
         reader = csv.DictReader(text)
-        columns = reader.fieldnames or []
-        for column in (self.prompt_column, self.id_column):
+        columns = reader.fieldnames
+        if not columns:
+            raise InvalidInputError(
+                f"{name}: the CSV is empty: no header row naming its columns "
+                f"(--prompt-column {self.options.prompt_column} needs one)"
+            )
+        prompt_column = self.options.prompt_column or ""
+        id_column = self.options.id_column
+        for column in (prompt_column, id_column):
             if column and column not in columns:
                 raise UsageError(
                     f"{name}: no column {column!r} (the columns are {', '.join(columns)})"
                 )
         for row in reader:
             self.where = f"{name}:{reader.line_num}"
-            body = self._body(row[self.prompt_column or ""])
-            yield (row[self.id_column], body) if self.id_column else body
+            yield self._csv_item(row, prompt_column, id_column)
 
-    def _body(self, prompt: str | None) -> dict[str, Any]:
+    def _csv_item(self, row: dict[str, Any], prompt_column: str, id_column: str | None) -> Any:
+        """One CSV row as a request, or the reason it cannot be one."""
+        for column in (prompt_column, id_column):
+            if column and not _is_utf8(row[column]):
+                return _invalid("invalid_encoding", f"column {column!r}: {_NOT_UTF8}")
+        prompt = row[prompt_column]
+        if prompt is None or not prompt.strip():
+            return _invalid(
+                "empty_prompt",
+                f"the prompt cell (column {prompt_column!r}) is empty; fill it in or remove "
+                "the row",
+                request=row,
+            )
+        body = self._body(prompt)
+        return (row[id_column], body) if id_column else body
+
+    def _body(self, prompt: str) -> dict[str, Any]:
         if self.endpoint == "/v1/embeddings":
             return {"input": prompt}
         if self.endpoint == "/v1/completions":
             return {"prompt": prompt}
         messages: list[dict[str, Any]] = []
-        if self.system:
-            messages.append({"role": "system", "content": self.system})
+        if self.options.system:
+            messages.append({"role": "system", "content": self.options.system})
         messages.append({"role": "user", "content": prompt})
         return {"messages": messages}
+
+
+_NOT_UTF8 = "bytes that are not UTF-8; save the file as UTF-8"
+
+
+def _invalid(code: str, message: str, request: Any = None) -> InvalidItem:
+    return InvalidItem((Issue(None, code, None, message),), request)
+
+
+def _not_json(raw: bytes, error: orjson.JSONDecodeError) -> InvalidItem:
+    """Why a line is not JSON: bad bytes (with where), or the parser's own words."""
+    bad = _first_bad_byte(raw)
+    if bad is not None:
+        return _invalid("invalid_encoding", f"{_NOT_UTF8} (at byte {bad + 1:,} of the line)")
+    return _invalid(
+        "invalid_json_line",
+        f"not valid JSON ({error.msg} at column {error.colno}); each line must be one request "
+        "body or one full request",
+        request=raw.decode(),
+    )
+
+
+def _first_bad_byte(data: bytes) -> int | None:
+    """The offset of the first byte of ``data`` that is not UTF-8, if there is one."""
+    try:
+        data.decode()
+    except UnicodeDecodeError as error:
+        return error.start
+    return None
+
+
+def _is_utf8(cell: str | None) -> bool:
+    """No lone surrogate (a byte the ``surrogateescape`` decoder could not read)."""
+    if cell is None or cell.isascii():
+        return True
+    try:
+        cell.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_utf16(head: bytes, name: str) -> None:
+    """UTF-16 (by its byte-order mark, or the NUL bytes of its ASCII) is refused, clearly."""
+    if head.startswith(UTF16_BOMS):
+        how = "it starts with a UTF-16 byte-order mark"
+    elif b"\x00" in head:
+        how = "it has NUL bytes, as UTF-16 text does"
+    else:
+        return
+    raise InvalidInputError(
+        f"{name}: the file is UTF-16 ({how}); batchkit reads UTF-8: convert it "
+        f"(e.g. iconv -f UTF-16 -t UTF-8 {name} > converted) and build again"
+    )
 
 
 def _open(path: str) -> contextlib.AbstractContextManager[io.BufferedReader]:
@@ -284,29 +585,3 @@ def _print_warnings(result: BuildResult) -> None:
     hidden = result.warnings_total - min(len(result.warnings), _SHOWN_WARNINGS)
     if hidden:
         click.echo(f"warning: {hidden:,} more (see --format json)", err=True)
-
-
-def _print_fix(fixed: FixResult, output_format: str, quiet: bool) -> None:
-    if output_format == "json":
-        echo_json(fixed.to_dict())
-    else:
-        for issue in fixed.errors:
-            click.echo(reporters.issue_line(fixed.path, issue))
-        if not quiet:
-            for issue in fixed.warnings:
-                click.echo(reporters.issue_line(fixed.path, issue))
-            if fixed.changes and fixed.fixed:
-                done = "; ".join(f"{CHANGES[kind]} ({n:,})" for kind, n in fixed.changes.items())
-                click.echo(f"{fixed.path}: {done}")
-            elif fixed.fixed:
-                click.echo(f"{fixed.path}: nothing to repair")
-            if fixed.build is not None:
-                click.echo(summary(fixed.build))
-    if not fixed.fixed:
-        hidden = fixed.errors_total - len(fixed.errors)
-        more = f" ({hidden:,} not listed)" if hidden else ""
-        count = f"{fixed.errors_total:,} error{'' if fixed.errors_total == 1 else 's'}"
-        fail(
-            f"{fixed.path}: {count} that --fix cannot repair{more}; nothing was written",
-            EXIT_INVALID,
-        )
