@@ -505,3 +505,26 @@ def test_csv_with_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
         for line in out.read_bytes().splitlines()
     ]
     assert contents == ["first", "second"]
+
+
+def test_a_line_that_is_not_json_is_explained_as_validate_does_and_can_be_skipped(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.jsonl"
+    bad = b'{"messages": [{"role": "user", "content": "b"}], "temperature": NaN}\n'
+    source.write_bytes(orjson.dumps(chat("a")) + b"\n" + bad + orjson.dumps(chat("c")) + b"\n")
+    out = tmp_path / "q.jsonl"
+    result = build(str(source), "--endpoint", CHAT, "--model", MODEL, "-o", str(out))
+    assert result.returncode == 1, explain(result)
+    message = one_line_error(result)
+    assert message.startswith(f"batchkit: error: {source}:2: ")
+    assert "NaN and Infinity are not JSON" in message
+    skipped = build(
+        str(source), "--endpoint", CHAT, "--model", MODEL, "-o", str(out), "--skip-invalid"
+    )
+    assert skipped.returncode == 0, explain(skipped)
+    assert len(out.read_bytes().splitlines()) == 2
+    (reject,) = [
+        orjson.loads(line) for line in (tmp_path / "q.rejects.jsonl").read_bytes().splitlines()
+    ]
+    assert reject["index"] == 1 and reject["request"] == bad.decode()

@@ -51,6 +51,7 @@ from batchkit.fix import CHANGES, FixResult, fix_file
 from batchkit.limits import Limits
 from batchkit.lines import LongLine, read_lines
 from batchkit.validate import UTF8_BOM, UTF16_BOMS, Issue, open_batch_file
+from batchkit.validate import _parse_issue as parse_issue
 
 #: At most this many warnings are printed; the JSON output has them all (up to 1,000).
 _SHOWN_WARNINGS = 20
@@ -522,16 +523,10 @@ def _invalid(code: str, message: str, request: Any = None) -> InvalidItem:
 
 
 def _not_json(raw: bytes, error: orjson.JSONDecodeError) -> InvalidItem:
-    """Why a line is not JSON: bad bytes (with where), or the parser's own words."""
-    bad = _first_bad_byte(raw)
-    if bad is not None:
-        return _invalid("invalid_encoding", f"{_NOT_UTF8} (at byte {bad + 1:,} of the line)")
-    return _invalid(
-        "invalid_json_line",
-        f"not valid JSON ({error.msg} at column {error.colno}); each line must be one request "
-        "body or one full request",
-        request=raw.decode(),
-    )
+    """Why a line is not JSON, in validate's words (bad bytes, NaN, the parser's message)."""
+    issue = parse_issue(raw, 0, error)
+    kept = raw.decode() if issue.code == "invalid_json_line" else None
+    return InvalidItem((dataclasses.replace(issue, line=None),), kept)
 
 
 def _first_bad_byte(data: bytes) -> int | None:
