@@ -12,6 +12,9 @@ So this fake does, on real HTTP over loopback:
   ``POST .../{id}/cancel``, and the same under ``/v3/router/batches``.  A batch moves one
   step along ``validating -> in_progress -> completed`` every ``steps_per_status`` retrieves
   and, once completed, has an output file.
+* Cancelling a finished batch answers the batch as it is (what orq documents), or, with
+  ``state.cancel_finished`` set to 400 or 409, refuses as OpenAI (400, "already in terminal
+  status") and llama-stack (409) do.
 * ``GET /v2/files/{id}/content`` answers ``{"download_url"}`` pointing at ``/presigned/...``
   on the same server, which refuses any request that carries an Authorization header.
 * Bearer auth on everything but the presigned URL (401, echoing the key it got, like some
@@ -187,6 +190,9 @@ class State:
         #: The statuses a batch goes through, one step per ``steps_per_status`` retrieves.
         self.progression: list[str] = ["validating", "in_progress", "completed"]
         self.steps_per_status = 1
+        #: How a cancel of a finished batch is answered: ``None`` returns the batch as it is
+        #: (orq); 400 refuses as OpenAI does, 409 as llama-stack does.
+        self.cancel_finished: int | None = None
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, dict[str, Any]] = {}  # insertion order = creation order
         self._retrieves: dict[str, int] = {}
@@ -272,14 +278,18 @@ class State:
         batch["request_counts"] = {"total": total, "completed": total, "failed": 0}
         batch["completed_at"] = int(time.time())
 
-    def cancel(self, batch_id: str) -> dict[str, Any] | None:
+    def cancel(self, batch_id: str) -> tuple[int, dict[str, Any]]:
         with self.lock:
             batch = self.batches.get(batch_id)
             if batch is None:
-                return None
-            if batch["status"] not in ("completed", "failed", "expired", "cancelled"):
+                return 404, _router_error("not_found", f"No batch found with id '{batch_id}'")
+            finished = batch["status"] in ("completed", "failed", "expired", "cancelled")
+            if finished and self.cancel_finished is not None:
+                message = f"Batch is already in terminal status '{batch['status']}'."
+                return self.cancel_finished, _router_error("invalid_request_error", message)
+            if not finished:
                 batch["status"] = "cancelling"
-            return dict(batch)
+            return 200, dict(batch)
 
     def store_file(self, filename: str, purpose: str, content: bytes) -> StoredFile:
         with self.lock:
@@ -614,10 +624,8 @@ class _Handler(BaseHTTPRequestHandler):
         self, args: list[str], query: str, length: int
     ) -> tuple[int, Any, dict[str, str]]:
         self._drain(length)
-        batch = self.server.fake.state.cancel(args[0])
-        if batch is None:
-            return 404, _router_error("not_found", f"No batch found with id '{args[0]}'"), {}
-        return 200, batch, {}
+        status, body = self.server.fake.state.cancel(args[0])
+        return status, body, {}
 
     def _do_content(
         self, args: list[str], query: str, length: int
@@ -772,10 +780,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--api-key", default=DEFAULT_KEY)
     parser.add_argument("--upload-shape", choices=["nested", "flat"], default="nested")
+    parser.add_argument(
+        "--cancel-finished",
+        choices=["batch", "400", "409"],
+        default="batch",
+        help="how a cancel of a finished batch is answered: the batch (orq), 400 (OpenAI), "
+        "409 (llama-stack)",
+    )
+    parser.add_argument(
+        "--steps-per-status",
+        type=int,
+        default=1,
+        help="retrieves per status step (a large number keeps batches running)",
+    )
     options = parser.parse_args(argv)
     with FakeOrq(options.host, options.port) as server:
         server.state.api_key = options.api_key
         server.state.upload_shape = options.upload_shape
+        server.state.steps_per_status = options.steps_per_status
+        if options.cancel_finished != "batch":
+            server.state.cancel_finished = int(options.cancel_finished)
         print(f"fake orq listening on {server.url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
