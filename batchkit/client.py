@@ -14,10 +14,13 @@ Why it is built the way it is (DESIGN.md "Never lose or leak", CONTRACT.md secti
 * The API key never leaves this module except in the ``Authorization`` header: not in
   ``repr``, logs, exception messages, or the request for a presigned ``download_url``; and it
   is not sent over plain ``http://`` to anything but loopback unless the caller insists.
+  Credentials written into the base URL (``https://user:password@host``) are secrets too:
+  every URL shown goes through :func:`display_url`.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import ipaddress
 import logging
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import orjson
 import requests
@@ -49,7 +52,11 @@ from batchkit.errors import (
 )
 from batchkit.limits import Profile, get_profile
 
+#: The variable that overrides the profile's base URL.
+BASE_URL_ENV = "BATCHKIT_BASE_URL"
+
 __all__ = [
+    "BASE_URL_ENV",
     "RETRY_STATUSES",
     "TERMINAL_STATUSES",
     "Batch",
@@ -57,7 +64,10 @@ __all__ = [
     "Client",
     "FileObject",
     "RequestCounts",
+    "display_url",
     "parse_retry_after",
+    "redact_secret",
+    "redact_userinfo",
 ]
 
 logger = logging.getLogger(__name__)
@@ -76,6 +86,13 @@ _BACKOFF_MAX = 8.0
 #: How far back a lost create is looked for: a just-created batch is on the first page.
 _RECOVERY_PAGES = 3
 _REDACTED = "[redacted]"
+#: A secret this long is redacted wherever it appears; a shorter one only as a whole token.
+_UNMISTAKABLE_SECRET = 8
+#: The user info of a URL in any text: ``scheme://user:password@``.
+_USERINFO = re.compile(r"(?<=://)[^/?#@\s]+@")
+#: The answers with which a server refuses to cancel a batch, perhaps because it has finished:
+#: OpenAI 400 ("already in terminal status"), llama-stack 409.
+_CANCEL_REFUSALS = frozenset({400, 409})
 #: Upload chunk: big enough to make the encoder's per-read cost vanish, small next to 64 MB.
 _UPLOAD_CHUNK = 1024 * 1024
 
@@ -235,6 +252,51 @@ def _snippet(value: Any) -> str:
     return text if len(text) <= _BODY_SNIPPET else text[:_BODY_SNIPPET] + "..."
 
 
+def redact_secret(text: str, secret: str, replacement: str = _REDACTED) -> str:
+    """``text`` with ``secret`` replaced.
+
+    A secret of 8 characters or more is replaced wherever it appears (it cannot be there by
+    chance); a shorter one only where it stands as a whole token, not inside a longer run of
+    letters, digits, ``_`` or ``-``: a key ``x`` must not turn ``batch_x`` into
+    ``batch_[redacted]``, while the server's "Invalid API key provided: x" still loses it.
+    """
+    if not secret:
+        return text
+    if len(secret) >= _UNMISTAKABLE_SECRET:
+        return text.replace(secret, replacement)
+    token = re.compile(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", re.ASCII)
+    return token.sub(lambda _: replacement, text)
+
+
+def redact_userinfo(text: str, replacement: str = _REDACTED) -> str:
+    """``text`` with the ``user:password@`` of every URL in it replaced."""
+    return _USERINFO.sub(lambda _: replacement + "@", text)
+
+
+def display_url(url: str) -> str:
+    """A URL as it may be shown: no user info, no query (a presigned URL's is a credential)."""
+    parts = urlsplit(url)
+    return redact_userinfo(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
+
+
+def _url_credentials(url: str) -> list[str]:
+    """What a server may echo of the credentials in ``url``: the password and the Basic token.
+
+    requests sends a URL's user info as ``Authorization: Basic base64(user:password)``, and
+    servers that echo the credential they got (as some do the key) must not leak it either.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return []
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    pair = f"{user}:{password}"
+    try:
+        raw = pair.encode("latin-1")  # what requests encodes a Basic credential with
+    except UnicodeEncodeError:
+        raw = pair.encode("utf-8")
+    return [secret for secret in (password, base64.b64encode(raw).decode()) if secret]
+
+
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """Seconds the server asked us to wait, or ``None`` when it did not say.
 
@@ -288,12 +350,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its query: a presigned URL's query is a credential."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _never_reached(exc: BaseException) -> bool:
@@ -431,6 +487,12 @@ class Client:
         key_hint: str | None = None,
     ) -> None:
         self.profile = profile if isinstance(profile, Profile) else get_profile(profile)
+        if base_url is not None and not base_url.strip():
+            default = self.profile.base_url or "https://..."
+            raise UsageError(
+                f"the base URL (--base-url) is empty: give a URL, or leave the option out to use "
+                f"the profile's ({default})"
+            )
         url = base_url or self.profile.base_url
         if not url:
             raise UsageError(
@@ -439,7 +501,7 @@ class Client:
         self.base_url = url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UsageError(f"the base URL must be an http(s):// URL, got {_safe_url(url)!r}")
+            raise UsageError(f"the base URL must be an http(s):// URL, got {display_url(url)!r}")
         if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
             raise UsageError(
                 f"refusing to send the API key over plain http:// to {parts.hostname}: "
@@ -451,6 +513,9 @@ class Client:
         if max_attempts < 1:
             raise UsageError(f"max_attempts must be at least 1, got {max_attempts}")
         self._api_key = self._check_key(api_key)
+        #: Everything that must never be shown: the key, and any credentials in the URL.
+        self._secrets = [self._api_key] if self._api_key else []
+        self._secrets += [_Secret(value) for value in _url_credentials(url)]
         #: What a 401 tells the user to check.
         self.key_hint = key_hint or f"set {self.profile.api_key_env} or pass --api-key-file"
         self.timeout = (connect_timeout, read_timeout)
@@ -480,14 +545,13 @@ class Client:
         Profile: ``profile`` > ``BATCHKIT_PROFILE`` > ``orq``.  Base URL: ``base_url`` >
         ``BATCHKIT_BASE_URL`` > the profile's.  Key: ``api_key_file`` > the profile's variable
         (``ORQ_API_KEY``...).  A missing key is reported when a request needs it, so that
-        commands that send nothing work without one.
+        commands that send nothing work without one.  An empty variable counts as unset, as is
+        usual; an empty ``base_url`` given explicitly is a mistake (a UsageError).
         """
-        resolved = (
-            profile
-            if isinstance(profile, Profile)
-            else get_profile(profile or os.environ.get("BATCHKIT_PROFILE") or None)
+        resolved = profile if isinstance(profile, Profile) else get_profile(profile)
+        url = (
+            base_url if base_url is not None else (os.environ.get(BASE_URL_ENV, "").strip() or None)
         )
-        url = base_url or os.environ.get("BATCHKIT_BASE_URL") or resolved.base_url
         if api_key_file is not None:
             key: str | None = _read_key_file(api_key_file)
             hint = f"check the key in the file given with --api-key-file ({api_key_file})"
@@ -509,7 +573,8 @@ class Client:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "missing"
-        return f"Client(profile={self.profile.name!r}, base_url={self.base_url!r}, api_key={key})"
+        shown = display_url(self.base_url)
+        return f"Client(profile={self.profile.name!r}, base_url={shown!r}, api_key={key})"
 
     def close(self) -> None:
         if self._owns_session:
@@ -635,8 +700,25 @@ class Client:
         return self._batch(response)
 
     def cancel_batch(self, batch_id: str) -> Batch:
-        """Ask the server to cancel; retried freely, since cancelling twice is harmless."""
-        response = self._send("POST", self._url(self.profile.batches_path, batch_id, "cancel"))
+        """Ask the server to cancel; return the batch as it then is.  Retried freely, since
+        cancelling twice is harmless.
+
+        Cancelling a batch that has already finished is not an error, on every server: orq
+        answers the batch as it is, but OpenAI refuses with a 400 ("already in terminal
+        status") and llama-stack with a 409.  On such a refusal the batch is retrieved, and if it
+        has finished it is returned as it is (``status`` then says how it ended: ``completed``,
+        ``failed``, ``expired`` or ``cancelled``); if it has not, the refusal is raised.
+        """
+        try:
+            response = self._send("POST", self._url(self.profile.batches_path, batch_id, "cancel"))
+        except ApiError as refusal:
+            if refusal.status not in _CANCEL_REFUSALS:
+                raise
+            batch = self.retrieve_batch(batch_id)
+            if not batch.is_terminal:
+                raise
+            logger.info("batch %s had already ended %s: nothing to cancel", batch_id, batch.status)
+            return batch
         return self._batch(response)
 
     def file_content(self, file_id: str) -> bytes:
@@ -708,7 +790,7 @@ class Client:
                 )
             except requests.RequestException as exc:
                 error = self._network_error(method, url, exc)
-                logger.debug("%s %s failed: %s", method, _safe_url(url), error)
+                logger.debug("%s %s failed: %s", method, display_url(url), error)
                 retryable = isinstance(
                     exc,
                     (
@@ -726,7 +808,7 @@ class Client:
             logger.debug(
                 "%s %s -> %d in %.2f s",
                 method,
-                _safe_url(url),
+                display_url(url),
                 response.status_code,
                 time.monotonic() - started,
             )
@@ -815,8 +897,8 @@ class Client:
         return None
 
     def _redact(self, text: str) -> str:
-        if self._api_key is not None:
-            text = text.replace(self._api_key.reveal(), _REDACTED)
+        for secret in self._secrets:
+            text = redact_secret(text, secret.reveal())
         return text
 
     def _api_error(self, method: str, url: str, response: requests.Response) -> ApiError:
@@ -857,11 +939,7 @@ class Client:
         return ApiError(text, status=status, code=code, param=param)
 
     def _network_error(self, method: str, url: str, exc: requests.RequestException) -> NetworkError:
-        parts = urlsplit(url)
-        return NetworkError(
-            f"{method} {parts.scheme}://{parts.netloc}{parts.path}: "
-            f"{_describe(exc, self.timeout[1])}"
-        )
+        return NetworkError(f"{method} {display_url(url)}: {_describe(exc, self.timeout[1])}")
 
     def _log_request(self, method: str, url: str, headers: Mapping[str, str], attempt: int) -> None:
         if not logger.isEnabledFor(logging.DEBUG):
@@ -870,7 +948,7 @@ class Client:
             key: "Bearer " + _REDACTED if key.lower() == "authorization" else value
             for key, value in headers.items()
         }
-        logger.debug("%s %s attempt %d headers=%s", method, _safe_url(url), attempt, shown)
+        logger.debug("%s %s attempt %d headers=%s", method, display_url(url), attempt, shown)
 
 
 def _with_suffix(error: BatchkitError, suffix: str) -> BatchkitError:

@@ -2,11 +2,17 @@
 
 Every error the library raises is a :class:`BatchkitError`, so a caller can catch one type.
 The subclasses exist where a caller (or the CLI's exit code) needs to tell them apart:
-bad input is the user's to fix (exit 1), a usage or configuration mistake is exit 2, and a
-failed API call or network is exit 3.  No message here ever contains an API key.
+bad input is the user's to fix (exit 1), a usage or configuration mistake is exit 2, a
+failed API call or network is exit 3, and a wait that ran out of time is exit 5.  No message
+here ever contains an API key.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # errors is imported by everything; it imports nothing at run time
+    from batchkit.client import Batch
 
 
 class BatchkitError(Exception):
@@ -67,12 +73,13 @@ class NetworkError(BatchkitError):
 class WaitTimeout(BatchkitError):
     """Waiting for a batch took longer than allowed; the batch itself is still running.
 
-    ``batch`` is the last state seen (a :class:`batchkit.client.Batch`), so the caller can
-    report how far it got.  Exit 3, as for other "the service did not deliver in time" cases.
+    ``batch`` is the last state seen, so the caller can report how far it got (the CLI prints
+    it).  Exit 5: not a failure of the API (3) nor of the batch (4), and a CI job may well want
+    to tell "not done yet" apart from both.
     """
 
-    exit_code = 3
+    exit_code = 5
 
-    def __init__(self, message: str, batch: object = None) -> None:
+    def __init__(self, message: str, batch: Batch | None = None) -> None:
         super().__init__(message)
         self.batch = batch

@@ -126,12 +126,24 @@ PROFILE_ENV = "BATCHKIT_PROFILE"
 def get_profile(name: str | None = None) -> Profile:
     """The profile called ``name``; a UsageError lists the known ones.
 
-    ``None`` means "not given": then ``BATCHKIT_PROFILE``, then the default (``orq``).  This is
-    the one place the profile setting is resolved.
+    ``None`` means "not given": then ``BATCHKIT_PROFILE`` (an empty one counts as unset), then
+    the default (``orq``).  This is the one place the profile setting is resolved, so an unknown
+    name is reported with the value actually used and where it came from.
     """
-    key = (name or os.environ.get(PROFILE_ENV) or DEFAULT_PROFILE).strip().lower()
+    if name is not None and not name.strip():
+        raise UsageError("the profile name is empty: give one of " + _known_profiles())
+    source = ""
+    if name is None:
+        name = os.environ.get(PROFILE_ENV, "").strip() or None
+        source = f" (from {PROFILE_ENV})" if name else ""
+    chosen = name or DEFAULT_PROFILE
     try:
-        return PROFILES[key]
+        return PROFILES[chosen.strip().lower()]
     except KeyError:
-        known = ", ".join(sorted(PROFILES))
-        raise UsageError(f"unknown profile {name!r}: choose one of {known}") from None
+        raise UsageError(
+            f"unknown profile {chosen!r}{source}: choose one of {_known_profiles()}"
+        ) from None
+
+
+def _known_profiles() -> str:
+    return ", ".join(sorted(PROFILES))

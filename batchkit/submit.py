@@ -4,7 +4,9 @@ The order is the point.  Everything that can fail without the network (validatio
 limits, the file's hash) happens before the first request, so a bad file costs nothing.  A
 re-run of the same CI job must not pay twice: the file's sha256 goes into the batch metadata,
 and a later submit of the same bytes to the same endpoint finds that batch instead of
-uploading again.
+uploading again.  The caller's own metadata may fill all 16 pairs the API allows; then there is
+no room for the sha256, and that one batch is submitted without it (``rerun_detection`` is
+false on the result: a later submit of the same file will not find it).
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ __all__ = [
     "MAX_METADATA_VALUE",
     "SubmitResult",
     "check_metadata",
+    "check_user_metadata",
     "file_sha256",
     "find_existing_batch",
+    "has_room_for_sha256",
     "submit",
     "wait_for_batch",
 ]
@@ -67,6 +71,9 @@ class SubmitResult:
     dry_run: bool
     #: The create request's body (``input_file_id`` is ``None`` on a dry run).
     request: dict[str, Any] | None
+    #: False when the caller's metadata filled every pair, so the sha256 is not in the batch's
+    #: metadata and a later submit of the same file will not find this batch.
+    rerun_detection: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +83,7 @@ class SubmitResult:
             "sha256": self.sha256,
             "dry_run": self.dry_run,
             "request": self.request,
+            "rerun_detection": self.rerun_detection,
             "validation": self.report.to_dict(),
         }
 
@@ -107,6 +115,23 @@ def check_metadata(metadata: Mapping[str, str]) -> None:
                 f"metadata value for {key!r} is {len(value)} characters; "
                 f"at most {MAX_METADATA_VALUE} are allowed"
             )
+
+
+def check_user_metadata(metadata: Mapping[str, str]) -> None:
+    """Raise InvalidInputError unless ``metadata`` may be given to :func:`submit`: the API's
+    limits (:func:`check_metadata`), and batchkit's own key left to batchkit."""
+    check_metadata(metadata)
+    if HASH_KEY in metadata:
+        raise InvalidInputError(f"metadata key {HASH_KEY!r} is reserved: batchkit sets it")
+
+
+def has_room_for_sha256(metadata: Mapping[str, str]) -> bool:
+    """Whether the file's sha256 fits beside the caller's metadata (the API allows 16 pairs).
+
+    When it does not, the batch is made without it, and re-running the same submit makes
+    another batch: callers should say so (the CLI warns).
+    """
+    return len(metadata) < MAX_METADATA_PAIRS
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -150,16 +175,14 @@ def submit(
     :meth:`Client.from_settings` (not on a dry run, which needs no key and sends nothing).
     ``force`` skips the re-run check and always uploads and creates.  ``on_validated`` sees
     the report of a valid file before anything is sent (the CLI prints it above the upload bar).
+
+    ``metadata`` may have up to 16 pairs (:func:`check_user_metadata`).  The file's sha256 is
+    added as ``batchkit_sha256`` when there is room (up to 15 of the caller's); with 16 it is
+    left out and the result's ``rerun_detection`` is false.
     """
     user_metadata = dict(metadata or {})
-    check_metadata(user_metadata)
-    if HASH_KEY in user_metadata:
-        raise InvalidInputError(f"metadata key {HASH_KEY!r} is reserved: batchkit sets it")
-    if len(user_metadata) >= MAX_METADATA_PAIRS:
-        raise InvalidInputError(
-            f"metadata has {len(user_metadata)} pairs; at most {MAX_METADATA_PAIRS - 1} are "
-            f"allowed, since batchkit adds {HASH_KEY}"
-        )
+    check_user_metadata(user_metadata)
+    rerun_detection = has_room_for_sha256(user_metadata)
 
     if limits is None:
         limits = client.profile.limits if client is not None else get_profile().limits
@@ -184,10 +207,10 @@ def submit(
         "input_file_id": None,
         "endpoint": target,
         "completion_window": completion_window,
-        "metadata": {**user_metadata, HASH_KEY: sha256},
+        "metadata": {**user_metadata, HASH_KEY: sha256} if rerun_detection else user_metadata,
     }
     if dry_run:
-        return SubmitResult(report, None, None, False, sha256, True, request)
+        return SubmitResult(report, None, None, False, sha256, True, request, rerun_detection)
 
     owned = client is None
     active = client if client is not None else Client.from_settings()
@@ -195,6 +218,7 @@ def submit(
         if not force:
             existing = find_existing_batch(active, sha256, target)
             if existing is not None:
+                # Found by its sha256, so that batch has it: re-runs will find it again.
                 return SubmitResult(report, existing, None, True, sha256, False, None)
         uploaded = active.upload_file(path, progress=progress)
         request["input_file_id"] = uploaded.id
@@ -204,7 +228,7 @@ def submit(
             completion_window=completion_window,
             metadata=request["metadata"],
         )
-        return SubmitResult(report, batch, uploaded, False, sha256, False, request)
+        return SubmitResult(report, batch, uploaded, False, sha256, False, request, rerun_detection)
     finally:
         if owned:
             active.close()

@@ -168,25 +168,6 @@ def test_limit_overrides_apply(orq: FakeOrq, env: dict[str, str | None], tmp_pat
 
 
 @pytest.mark.parametrize(
-    ("pairs", "expected"),
-    [
-        ([f"k{i}=v" for i in range(16)], "at most 15 are allowed"),
-        (["k" * 65 + "=v"], "at most 64"),
-        (["k=" + "v" * 513], "at most 512"),
-        ([f"{HASH_KEY}=x"], "reserved"),
-    ],
-)
-def test_metadata_limits_are_checked_before_any_request(
-    orq: FakeOrq, env: dict[str, str | None], tmp_path: Path, pairs: list[str], expected: str
-) -> None:
-    args = [arg for pair in pairs for arg in ("--metadata", pair)]
-    result = invoke(orq, env, "submit", str(batch_file(tmp_path)), *args)
-    assert result.exit_code == 1, result.output
-    assert expected in result.stderr
-    assert orq.requests == []
-
-
-@pytest.mark.parametrize(
     "args",
     [
         ["--metadata", "no-equals-sign"],
@@ -382,14 +363,6 @@ def test_wait_on_a_failed_validation_prints_the_lines_like_validate(
     assert newest["status"] == "failed"
 
 
-def test_wait_timeout_exits_3(orq: FakeOrq, env: dict[str, str | None], tmp_path: Path) -> None:
-    orq.state.steps_per_status = 10**6  # never moves
-    batch_id = _create(orq, env, tmp_path, "a.jsonl")
-    result = invoke(orq, env, "wait", batch_id, "--interval", "0.01", "--timeout", "0.2")
-    assert result.exit_code == 3
-    assert "still validating" in result.stderr
-
-
 def test_submit_wait_with_json_and_github_output(
     orq: FakeOrq, env: dict[str, str | None], tmp_path: Path
 ) -> None:
@@ -549,3 +522,243 @@ def test_ctrl_c_during_a_real_upload_exits_130(tmp_path: Path) -> None:
         "batchkit: error: interrupted during the upload: nothing was created"
     )
     assert "Traceback" not in stderr
+
+
+# --- issue 7: what a new user broke (each test through `python -m batchkit`) ----------------
+
+
+def _run(orq: FakeOrq, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m batchkit ARGS --base-url FAKE`` with the fake's key and short timeouts."""
+    settings = {"ORQ_API_KEY": SECRET, **env}
+    command = [*args, "--base-url", orq.url, "--connect-timeout", "2", "--read-timeout", "5"]
+    result = run_batchkit(*command, env=clean_env(**settings))
+    assert "Traceback" not in result.stderr, explain(result)
+    return result
+
+
+def _finished_batch(orq: FakeOrq, tmp_path: Path) -> str:
+    """A batch that has completed on the fake server."""
+    orq.state.progression = ["validating", "completed"]
+    batch_id = _create(orq, {"ORQ_API_KEY": SECRET, "NO_COLOR": "1"}, tmp_path, "done.jsonl")
+    orq.state.advance(batch_id)
+    assert orq.state.batches[batch_id]["status"] == "completed"
+    return batch_id
+
+
+@pytest.mark.parametrize("answer", [None, 400, 409], ids=["orq", "openai-400", "llama-stack-409"])
+def test_cancel_of_a_finished_batch_shows_it_and_exits_0(
+    orq: FakeOrq, tmp_path: Path, answer: int | None
+) -> None:
+    batch_id = _finished_batch(orq, tmp_path)
+    orq.state.cancel_finished = answer
+    text = _run(orq, "cancel", batch_id)
+    assert text.returncode == 0, explain(text)
+    assert text.stdout == f"{batch_id}: completed (3/3 requests)\n"
+    as_json = _run(orq, "cancel", batch_id, "--format", "json")
+    assert as_json.returncode == 0, explain(as_json)
+    assert orjson.loads(as_json.stdout)["status"] == "completed"
+    assert orq.state.batches[batch_id]["status"] == "completed"
+
+
+@pytest.mark.parametrize("status", [400, 409])
+def test_a_refused_cancel_of_a_running_batch_is_still_an_error(
+    orq: FakeOrq, tmp_path: Path, status: int
+) -> None:
+    orq.state.steps_per_status = 10**6  # stays validating
+    batch_id = _create(orq, {"ORQ_API_KEY": SECRET}, tmp_path, "a.jsonl")
+    refusal = {"error": {"code": "invalid_request", "message": "cannot cancel now"}}
+    orq.faults.add("cancel", Fault.http(status, refusal))
+    result = _run(orq, "cancel", batch_id)
+    assert result.returncode == 3, explain(result)
+    assert f"HTTP {status}" in result.stderr and "cannot cancel now" in result.stderr
+    assert result.stdout == ""
+
+
+def test_wait_timeout_exits_5_and_json_still_prints_the_batch(orq: FakeOrq, tmp_path: Path) -> None:
+    orq.state.steps_per_status = 10**6  # never moves
+    batch_id = _create(orq, {"ORQ_API_KEY": SECRET}, tmp_path, "a.jsonl")
+    text = _run(orq, "wait", batch_id, "--interval", "0.05", "--timeout", "0.3")
+    assert text.returncode == 5, explain(text)
+    assert "still validating" in text.stderr.splitlines()[-1]
+    as_json = _run(
+        orq, "wait", batch_id, "--interval", "0.05", "--timeout", "0.3", "-q", "--format", "json"
+    )
+    assert as_json.returncode == 5, explain(as_json)
+    assert orjson.loads(as_json.stdout)["id"] == batch_id
+    assert orjson.loads(as_json.stdout)["status"] == "validating"
+
+
+def test_submit_wait_timeout_prints_the_document_and_exits_5(orq: FakeOrq, tmp_path: Path) -> None:
+    orq.state.steps_per_status = 10**6
+    outputs = tmp_path / "github_output"
+    result = _run(
+        orq,
+        "submit",
+        str(batch_file(tmp_path)),
+        "--wait",
+        "--interval",
+        "0.05",
+        "--timeout",
+        "0.3",
+        "--format",
+        "json",
+        GITHUB_OUTPUT=str(outputs),
+    )
+    assert result.returncode == 5, explain(result)
+    document = orjson.loads(result.stdout)
+    (batch,) = orq.state.batches.values()
+    assert document["batch_id"] == batch["id"] and document["waited"] is True
+    assert document["batch"]["status"] == "validating"
+    assert f"batch_id={batch['id']}" in outputs.read_text()
+    assert "still validating" in result.stderr
+
+
+def test_help_names_the_wait_timeout_exit_code() -> None:
+    for command in ("submit", "wait"):
+        shown = run_batchkit(command, "--help", env=clean_env())
+        assert "5 if --timeout" in " ".join(shown.stdout.split()), shown.stdout
+
+
+@pytest.mark.parametrize("command", [["status", "batch_1"], ["validate", "samples/chat.jsonl"]])
+def test_an_unknown_profile_from_the_environment_is_named(command: list[str]) -> None:
+    result = run_batchkit(*command, env=clean_env(BATCHKIT_PROFILE="nope", ORQ_API_KEY=SECRET))
+    assert result.returncode == 2, explain(result)
+    assert "unknown profile 'nope' (from BATCHKIT_PROFILE)" in result.stderr
+    assert "None" not in result.stderr
+
+
+def test_sixteen_metadata_pairs_are_accepted_without_the_hash(orq: FakeOrq, tmp_path: Path) -> None:
+    pairs = {f"k{i:02d}": f"v{i}" for i in range(16)}
+    args = [arg for key, value in pairs.items() for arg in ("--metadata", f"{key}={value}")]
+    path = batch_file(tmp_path)
+    result = _run(orq, "submit", str(path), *args, "--format", "json")
+    assert result.returncode == 0, explain(result)
+    (batch,) = orq.state.batches.values()
+    assert batch["metadata"] == pairs  # all 16 of the user's, no batchkit_sha256
+    assert orjson.loads(result.stdout)["rerun_detection"] is False
+    assert "batchkit: warning: " in result.stderr and HASH_KEY in result.stderr
+    assert "re-run" in result.stderr
+
+    fifteen = args[:-2]
+    again = _run(orq, "submit", str(batch_file(tmp_path, name="b.jsonl")), *fifteen)
+    assert again.returncode == 0, explain(again)
+    assert "warning" not in again.stderr
+    assert list(orq.state.batches.values())[-1]["metadata"][HASH_KEY]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        ([f"k{i}=v" for i in range(17)], "17 pairs; at most 16"),
+        (["k" * 65 + "=v"], "at most 64"),
+        (["k=" + "v" * 513], "at most 512"),
+        (["run=1", "run=2"], "'run' is given twice"),
+        ([f"{HASH_KEY}=x"], "reserved"),
+        (["no-equals-sign"], "is not KEY=VALUE"),
+    ],
+)
+def test_every_metadata_mistake_is_a_usage_error(
+    orq: FakeOrq, tmp_path: Path, pairs: list[str], expected: str
+) -> None:
+    args = [arg for pair in pairs for arg in ("--metadata", pair)]
+    result = _run(orq, "submit", str(batch_file(tmp_path)), *args)
+    assert result.returncode == 2, explain(result)
+    assert expected in result.stderr and "--metadata" in result.stderr
+    assert orq.requests == []
+
+
+def test_metadata_help_says_sixteen() -> None:
+    shown = run_batchkit("submit", "--help", env=clean_env())
+    assert "at most 16 pairs" in " ".join(shown.stdout.split())
+
+
+def test_an_empty_base_url_flag_is_refused(tmp_path: Path) -> None:
+    env = clean_env(ORQ_API_KEY=SECRET)
+    result = run_batchkit(
+        "submit", str(batch_file(tmp_path)), "--dry-run", "--base-url", "", env=env
+    )
+    assert result.returncode == 2, explain(result)
+    assert "--base-url" in result.stderr and "empty" in result.stderr
+    # An empty variable means "not set", as usual for environment variables.
+    unset = run_batchkit(
+        "submit", str(batch_file(tmp_path)), "--dry-run", env={**env, "BATCHKIT_BASE_URL": ""}
+    )
+    assert unset.returncode == 0, explain(unset)
+    assert "to https://api.orq.ai/v2/files" in unset.stdout
+
+
+def _with_credentials(url: str) -> str:
+    return url.replace("http://", "http://robot:pa55w0rd-in-url@")
+
+
+def test_credentials_in_the_base_url_are_never_shown(orq: FakeOrq, tmp_path: Path) -> None:
+    env = clean_env(ORQ_API_KEY=SECRET)
+    secret_url = _with_credentials(orq.url)
+    closed = _with_credentials(f"http://127.0.0.1:{_closed_port()}")
+    path = str(batch_file(tmp_path))
+    runs = {
+        "api error, -v": run_batchkit("status", "batch_1", "--base-url", secret_url, "-v", env=env),
+        "network error": run_batchkit(
+            "status", "batch_1", "--base-url", closed, "--max-attempts", "1", env=env
+        ),
+        "dry run": run_batchkit("submit", path, "--dry-run", "--base-url", secret_url, env=env),
+        "not http": run_batchkit(
+            "status", "b", "--base-url", "ftp://robot:pa55w0rd-in-url@host", env=env
+        ),
+    }
+    for name, result in runs.items():
+        shown = result.stdout + result.stderr
+        assert "pa55w0rd-in-url" not in shown, f"{name}: {explain(result)}"
+        assert "robot" not in shown, f"{name}: {explain(result)}"
+        # requests sends URL credentials as Basic auth; the fake echoes them back in base64.
+        assert "cm9ib3Q6cGE1NXcwcmQtaW4tdXJs" not in shown, f"{name}: {explain(result)}"
+        assert "Traceback" not in shown
+    assert runs["api error, -v"].returncode == 3
+    assert runs["network error"].returncode == 3
+    assert f"127.0.0.1:{orq.port}" in runs["dry run"].stdout
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_short_key_does_not_mangle_messages(orq: FakeOrq) -> None:
+    orq.state.api_key = "the-right-key"
+    wrong = run_batchkit("status", "batch_x", "--base-url", orq.url, env=clean_env(ORQ_API_KEY="x"))
+    assert wrong.returncode == 3, explain(wrong)
+    assert "GET /v2/proxy/batch/batch_x: HTTP 401" in wrong.stderr  # not batch_[redacted]
+    assert "Invalid API key provided: [redacted]" in wrong.stderr  # the echoed key itself
+
+    # The -v log filter too: a key that happens to be part of a path leaves the path alone.
+    orq.state.api_key = "prox"
+    logged = run_batchkit(
+        "status", "batch_x", "--base-url", orq.url, "-v", env=clean_env(ORQ_API_KEY="prox")
+    )
+    assert logged.returncode == 3, explain(logged)
+    assert "/v2/proxy/batch/batch_x attempt 1" in logged.stderr
+    assert "Bearer prox" not in logged.stderr
+
+
+@pytest.mark.parametrize("kind", ["missing directory", "a directory"])
+@pytest.mark.parametrize("output_format", ["text", "json"])
+def test_an_unwritable_github_output_is_a_warning_after_the_result(
+    orq: FakeOrq, tmp_path: Path, kind: str, output_format: str
+) -> None:
+    target = tmp_path / "no" / "such" / "dir" if kind == "missing directory" else tmp_path
+    result = _run(
+        orq,
+        "submit",
+        str(batch_file(tmp_path)),
+        "--format",
+        output_format,
+        GITHUB_OUTPUT=str(target),
+    )
+    assert result.returncode == 0, explain(result)
+    (batch,) = orq.state.batches.values()
+    assert batch["id"] in result.stdout
+    if output_format == "json":
+        assert orjson.loads(result.stdout)["batch_id"] == batch["id"]
+    warning = result.stderr.splitlines()[-1]
+    assert warning.startswith(f"batchkit: warning: cannot write GITHUB_OUTPUT ({target}): ")

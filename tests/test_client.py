@@ -20,7 +20,14 @@ import pytest
 import requests
 
 import batchkit
-from batchkit.client import Batch, Client, FileObject, parse_retry_after
+from batchkit.client import (
+    Batch,
+    Client,
+    FileObject,
+    display_url,
+    parse_retry_after,
+    redact_secret,
+)
 from batchkit.errors import (
     ApiError,
     AuthError,
@@ -563,6 +570,44 @@ def test_plain_http_to_loopback_is_allowed(base_url: str) -> None:
     Client("orq", base_url=base_url, api_key=SECRET)
 
 
+@pytest.mark.parametrize("base_url", ["", "  "])
+def test_an_empty_base_url_is_refused(base_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UsageError, match="empty"):
+        Client("orq", base_url=base_url, api_key=SECRET)
+    with pytest.raises(UsageError, match="empty"):
+        Client.from_settings(base_url=base_url)
+    monkeypatch.setenv("BATCHKIT_BASE_URL", base_url)  # an empty variable means "not set"
+    assert Client.from_settings().base_url == "https://api.orq.ai"
+
+
+def test_redact_secret_takes_long_keys_anywhere_and_short_ones_as_tokens() -> None:
+    assert redact_secret("GET /v2/proxy/batch/batch_x: key x", "x") == (
+        "GET /v2/proxy/batch/batch_x: key [redacted]"
+    )
+    assert redact_secret("Bearer x, 'x'", "x", "***") == "Bearer ***, '***'"
+    assert redact_secret("/v2/proxy/batch", "prox") == "/v2/proxy/batch"
+    assert redact_secret("a%3Dsk-0123456789z", "sk-0123456789") == "a%3D[redacted]z"
+    assert redact_secret("text", "") == "text"
+
+
+def test_credentials_in_the_base_url_are_shown_nowhere(
+    fake: FakeOrq, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    url = fake.url.replace("http://", "http://robot:pa%24%24word@")
+    assert display_url(url + "/x?sig=1") == fake.url.replace("http://", "http://[redacted]@") + "/x"
+    client = make_client(fake, base_url=url)
+    with pytest.raises(AuthError) as caught:  # requests sends them as Basic auth instead
+        client.list_batches()
+    echoed = fake.requests[0].headers["Authorization"]
+    assert echoed.startswith("Basic ")
+    shown = [str(caught.value), repr(client), caplog.text]
+    for text in shown:
+        assert "pa$$word" not in text and "pa%24%24word" not in text
+        assert echoed.removeprefix("Basic ") not in text
+        assert "robot" not in text
+
+
 # --- batches ----------------------------------------------------------------------------------
 
 
@@ -583,6 +628,31 @@ def test_cancel(fake: FakeOrq, client: Client, batch_file: Path) -> None:
     assert client.cancel_batch(batch.id).status == "cancelling"
     assert client.retrieve_batch(batch.id).status == "cancelled"
     assert client.cancel_batch(batch.id).status == "cancelled"  # not an error
+
+
+@pytest.mark.parametrize("refusal", [400, 409])
+def test_cancel_of_a_finished_batch_returns_it_where_the_server_refuses(
+    fake: FakeOrq, client: Client, batch_file: Path, refusal: int
+) -> None:
+    fake.state.cancel_finished = refusal
+    batch = client.create_batch(client.upload_file(batch_file).id, CHAT)
+    while not client.retrieve_batch(batch.id).is_terminal:
+        pass
+    fake.requests.clear()
+    finished = client.cancel_batch(batch.id)
+    assert finished.status == "completed" and finished.request_counts.completed == 3
+    assert [r.route for r in fake.requests] == ["cancel", "retrieve"]
+
+
+def test_a_refused_cancel_of_a_running_batch_raises_the_refusal(
+    fake: FakeOrq, client: Client, batch_file: Path
+) -> None:
+    fake.state.steps_per_status = 1000
+    batch = client.create_batch(client.upload_file(batch_file).id, CHAT)
+    fake.faults.add("cancel", Fault.http(409, {"error": {"message": "busy"}}))
+    with pytest.raises(ApiError, match="busy") as caught:
+        client.cancel_batch(batch.id)
+    assert caught.value.status == 409
 
 
 def test_router_profile_uses_its_paths(fake: FakeOrq, batch_file: Path) -> None:

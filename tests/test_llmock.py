@@ -124,6 +124,37 @@ def test_cancel_then_wait_exits_4(llmock_server: LlmockServer, tmp_path: Path) -
     assert json_out(again)["batch_id"] != batch_id
 
 
+def test_cancel_of_a_finished_batch_shows_it_and_exits_0(
+    llmock_server: LlmockServer, tmp_path: Path
+) -> None:
+    """llmock refuses to cancel a finished batch with a 400 ("already in terminal status"), as
+    OpenAI does: batchkit shows the batch as it is, as its help says."""
+    api = api_args(llmock_server)
+    submitted = run_batchkit(
+        "submit",
+        str(batch_file(tmp_path)),
+        *api,
+        "--wait",
+        "--interval",
+        "0.2",
+        "--timeout",
+        "2m",
+        "--format",
+        "json",
+        env=env(),
+    )
+    assert submitted.returncode == 0, explain(submitted)
+    batch_id = json_out(submitted)["batch_id"]
+
+    cancelled = run_batchkit("cancel", batch_id, *api, env=env())
+    assert cancelled.returncode == 0, explain(cancelled)
+    assert cancelled.stdout == f"{batch_id}: completed (3/3 requests)\n"
+    assert "had already ended completed: nothing to cancel" in cancelled.stderr
+    as_json = run_batchkit("cancel", batch_id, *api, "--format", "json", env=env())
+    assert as_json.returncode == 0, explain(as_json)
+    assert json_out(as_json)["status"] == "completed"
+
+
 def test_unknown_batch_is_an_api_error(llmock_server: LlmockServer) -> None:
     result = run_batchkit("status", "batch_does_not_exist", *api_args(llmock_server), env=env())
     assert result.returncode == 3, explain(result)

@@ -16,6 +16,7 @@ from batchkit.submit import (
     HASH_KEY,
     check_metadata,
     file_sha256,
+    has_room_for_sha256,
     submit,
     wait_for_batch,
 )
@@ -175,7 +176,6 @@ def test_an_invalid_file_sends_nothing(fake: FakeOrq, client: Client, tmp_path: 
     ("metadata", "message"),
     [
         ({f"k{i}": "v" for i in range(17)}, "at most 16"),
-        ({f"k{i}": "v" for i in range(16)}, "batchkit adds"),
         ({"k" * 65: "v"}, "65 characters"),
         ({"key": "v" * 513}, "513 characters"),
         ({"key": 5}, "must be a string"),
@@ -197,6 +197,23 @@ def test_metadata_at_the_limits_is_accepted(
     metadata = {"k" * 64: "v" * 512, **{f"k{i:02d}": "v" for i in range(14)}}
     result = submit(batch_file, client=client, metadata=metadata)
     assert result.batch is not None and len(result.batch.metadata) == 16
+
+
+def test_sixteen_pairs_of_metadata_are_sent_without_the_sha256(
+    fake: FakeOrq, client: Client, batch_file: Path
+) -> None:
+    metadata = {f"k{i:02d}": "v" for i in range(16)}
+    assert not has_room_for_sha256(metadata)
+    result = submit(batch_file, client=client, metadata=metadata)
+    assert result.batch is not None and result.batch.metadata == metadata
+    assert result.rerun_detection is False and result.to_dict()["rerun_detection"] is False
+    # The same file again is not recognised: that is what the CLI warns about.
+    again = submit(batch_file, client=client, metadata=metadata)
+    assert not again.reused and len(fake.state.batches) == 2
+    fifteen = dict(list(metadata.items())[:15])
+    kept = submit(batch_file, client=client, metadata=fifteen)
+    assert kept.rerun_detection and kept.batch is not None
+    assert kept.batch.metadata == {**fifteen, HASH_KEY: file_sha256(batch_file)}
 
 
 def test_dry_run_makes_no_request_at_all(batch_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -283,7 +300,7 @@ def test_wait_times_out(fake: FakeOrq, client: Client, batch_file: Path) -> None
         wait_for_batch(
             client, result.batch.id, timeout=10, interval=3, sleep=clock.sleep, clock=clock
         )
-    assert caught.value.exit_code == 3
+    assert caught.value.exit_code == 5  # its own outcome: neither the API (3) nor the batch (4)
     assert isinstance(caught.value.batch, Batch)
     assert "validating" in str(caught.value)
     assert clock.now == 10  # the last sleep is cut to the time left

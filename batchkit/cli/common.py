@@ -24,6 +24,7 @@ EXIT_INVALID = 1
 EXIT_USAGE = 2
 EXIT_API = 3
 EXIT_BATCH_FAILED = 4
+EXIT_WAIT_TIMEOUT = 5
 EXIT_INTERRUPTED = 130
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,6 +66,12 @@ def fail(message: str, code: int) -> None:
     """Print ``batchkit: error: message`` on stderr and exit with ``code``."""
     click.echo(f"batchkit: error: {message}", err=True)
     raise SystemExit(code)
+
+
+def warn(message: str) -> None:
+    """Print ``batchkit: warning: message`` on stderr: something the user should know about,
+    which does not change the outcome (nor the exit code)."""
+    click.echo(f"batchkit: warning: {message}", err=True)
 
 
 def echo_json(document: Any) -> None:

@@ -24,6 +24,7 @@ from batchkit.cli.common import (
     EXIT_BATCH_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_WAIT_TIMEOUT,
     echo_json,
     fail,
     format_option,
@@ -31,9 +32,10 @@ from batchkit.cli.common import (
     progress_bar,
     quiet_option,
     show_progress,
+    warn,
 )
 from batchkit.cli.options import endpoint_option, limit_override_options, resolve_limits
-from batchkit.errors import InvalidInputError
+from batchkit.errors import InvalidInputError, WaitTimeout
 
 if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
     from batchkit.client import Batch, Client
@@ -89,7 +91,7 @@ def parse_duration(text: str) -> float | None:
 
 
 class MetadataPair(click.ParamType):  # type: ignore[type-arg]
-    """``KEY=VALUE``; the value may contain ``=``.  The limits are checked by the library."""
+    """``KEY=VALUE``; the value may contain ``=``.  The pairs together: :func:`metadata_dict`."""
 
     name = "key=value"
 
@@ -102,6 +104,28 @@ class MetadataPair(click.ParamType):  # type: ignore[type-arg]
         if not sep or not key.strip():
             self.fail(f"{value!r} is not KEY=VALUE", param, ctx)
         return key.strip(), text
+
+
+def metadata_dict(
+    ctx: click.Context, param: click.Parameter, pairs: tuple[tuple[str, str], ...]
+) -> dict[str, str]:
+    """``--metadata``'s pairs as a dict, checked before anything is read or sent.
+
+    Every mistake in them (a repeated key, too many pairs, a long key or value, batchkit's own
+    key) is a usage error, exit 2, like a malformed pair; the library's checks say what is wrong.
+    """
+    from batchkit.submit import check_user_metadata
+
+    metadata: dict[str, str] = {}
+    for key, value in pairs:
+        if key in metadata:
+            raise click.BadParameter(f"key {key!r} is given twice", ctx, param)
+        metadata[key] = value
+    try:
+        check_user_metadata(metadata)
+    except InvalidInputError as error:
+        raise click.BadParameter(str(error), ctx, param) from None
+    return metadata
 
 
 # --- options shared by every API command --------------------------------------------------
@@ -211,7 +235,10 @@ _SECRET_PATTERNS = (
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces bearer tokens, and any registered secret, in every record with ``***``.
+    """Replaces bearer tokens, URL credentials and any registered secret with ``***``.
+
+    A registered secret shorter than 8 characters is replaced only as a whole token (see
+    :func:`batchkit.client.redact_secret`), so that a short key does not mangle paths and ids.
 
     The client never logs its key; this is the second lock on the door, against mistakes.
     """
@@ -221,11 +248,14 @@ class RedactingFilter(logging.Filter):
         self.secrets: set[str] = set()
 
     def redact(self, text: str) -> str:
+        # Imported here, not at the top: a record is logged only after a client exists.
+        from batchkit.client import redact_secret, redact_userinfo
+
         for secret in self.secrets:
-            text = text.replace(secret, "***")
+            text = redact_secret(text, secret, "***")
         for pattern in _SECRET_PATTERNS:
             text = pattern.sub(lambda m: f"{m.group(1)}***", text)
-        return text
+        return redact_userinfo(text, "***")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -272,12 +302,10 @@ def debug_logging(enabled: bool) -> Iterator[None]:
 
 
 def _register_secret(client: Client) -> None:
-    """Let the log filter know the key itself, so that no library can log it by accident."""
-    secret = getattr(client, "_api_key", None)
-    reveal = getattr(secret, "reveal", None)
-    value = reveal() if callable(reveal) else secret
-    if isinstance(value, str) and len(value) >= 4:
-        _redactor.secrets.add(value)
+    """Let the log filter know the key (and any URL credentials) itself, so that no library
+    can log them by accident."""
+    for secret in getattr(client, "_secrets", ()):
+        _redactor.secrets.add(secret.reveal())
 
 
 @contextmanager
@@ -358,15 +386,24 @@ def print_batch_errors(batch: Batch, path: str | None = None) -> None:
 
 
 def write_github_output(values: dict[str, str]) -> None:
-    """Append ``name=value`` lines to ``$GITHUB_OUTPUT`` when a workflow set it."""
+    """Append ``name=value`` lines to ``$GITHUB_OUTPUT`` when a workflow set it.
+
+    A file that cannot be written is a warning, not an error: by then the batch exists and its
+    result has been printed, and failing would make a CI job submit it again.
+    """
     target = os.environ.get("GITHUB_OUTPUT")
     if not target:
         return
-    with open(target, "a", encoding="utf-8") as out:
-        for name, value in values.items():
-            if "\n" in value or "\r" in value:  # never in ids; refuse rather than inject lines
-                continue
-            out.write(f"{name}={value}\n")
+    lines = [
+        f"{name}={value}\n"
+        for name, value in values.items()
+        if "\n" not in value and "\r" not in value  # never in ids; refuse rather than inject
+    ]
+    try:
+        with open(target, "a", encoding="utf-8") as out:
+            out.writelines(lines)
+    except OSError as error:
+        warn(f"cannot write GITHUB_OUTPUT ({target}): {error.strerror or error}")
 
 
 # --- wait ---------------------------------------------------------------------------------
@@ -410,6 +447,24 @@ def wait_and_report(
         )
 
 
+def wait_or_time_out(
+    client: Client, batch_id: str, **options: Any
+) -> tuple[Batch | None, WaitTimeout | None]:
+    """:func:`wait_and_report`, with a timeout returned rather than raised.
+
+    The batch is then the last state seen, so that ``--format json`` prints it all the same.
+    """
+    try:
+        return wait_and_report(client, batch_id, **options), None
+    except WaitTimeout as timeout:
+        return timeout.batch, timeout
+
+
+def timed_out(timeout: WaitTimeout, batch_id: str) -> None:
+    """Exit 5 with the timeout's message and how to go on waiting."""
+    fail(f"{timeout}; it goes on: `batchkit wait {batch_id}` waits again", EXIT_WAIT_TIMEOUT)
+
+
 def finish_waited(batch: Batch, output_format: str, quiet: bool, path: str | None = None) -> int:
     """Print the final state of a waited-for batch; the exit code: 0 completed, else 4."""
     if output_format == "text":
@@ -430,8 +485,8 @@ timeout_option = click.option(
     "--timeout",
     type=Duration(),
     metavar="DURATION",
-    help="Give up waiting after this long: seconds (fractions allowed) or 90s, 30m, 24h. "
-    "Default: no limit.",
+    help="Give up waiting after this long (exit 5; the batch goes on): seconds (fractions "
+    "allowed) or 90s, 30m, 24h. Default: no limit.",
 )
 interval_option = click.option(
     "--interval",
@@ -455,7 +510,9 @@ interval_option = click.option(
     type=MetadataPair(),
     multiple=True,
     metavar="KEY=VALUE",
-    help="Attach metadata to the batch (repeatable; at most 16 pairs).",
+    callback=metadata_dict,
+    help="Attach metadata to the batch (repeatable; at most 16 pairs; batchkit adds "
+    "batchkit_sha256 for re-run detection when you give at most 15).",
 )
 @click.option("--force", is_flag=True, help="Submit even if a batch with this file exists.")
 @click.option("--dry-run", is_flag=True, help="Validate and show what would be sent; send nothing.")
@@ -471,7 +528,7 @@ def submit(
     api: ApiSettings,
     path: str,
     endpoint: str | None,
-    metadata_pairs: tuple[tuple[str, str], ...],
+    metadata_pairs: dict[str, str],
     force: bool,
     dry_run: bool,
     wait_done: bool,
@@ -488,13 +545,18 @@ def submit(
     Re-running with the same file reports the batch already made from it (same sha256)
     instead of creating another, unless --force.  Exit 0 on success, 1 if the file is
     invalid (nothing is sent), 2 on a usage error, 3 if the API or network fails, 4 if
-    --wait sees the batch fail, expire or be cancelled.
+    --wait sees the batch fail, expire or be cancelled, 5 if --timeout ends the wait.
     """
+    from batchkit.submit import HASH_KEY, has_room_for_sha256
     from batchkit.submit import submit as submit_file
 
-    metadata = dict(metadata_pairs)
-    if len(metadata) != len(metadata_pairs):
-        raise InvalidInputError("--metadata: a key is given twice")
+    metadata = metadata_pairs
+    if not has_room_for_sha256(metadata):
+        warn(
+            f"{len(metadata)} metadata pairs leave no room for {HASH_KEY} (the API allows 16): "
+            "re-run detection is off for this batch, so submitting this file again makes "
+            "another batch; give at most 15 pairs to keep it"
+        )
     with open_client(api) as client:
         limits = resolve_limits(client.profile, max_requests, max_bytes, max_embedding_inputs)
         upload = UploadProgress(show_progress(quiet, output_format))
@@ -522,31 +584,42 @@ def submit(
 
         if output_format == "text" and not quiet:
             _print_submitted(result, path, client)
-        if result.batch is not None:
-            write_github_output(
-                {
-                    "batch_id": result.batch.id,
-                    "file_id": result.file.id if result.file else result.batch.input_file_id or "",
-                    "reused": "true" if result.reused else "false",
-                    "status": result.batch.status,
-                }
-            )
-        batch = result.batch
-        code = EXIT_OK
-        if wait_done and batch is not None and not result.dry_run:
-            batch = wait_and_report(
-                client,
-                batch.id,
-                timeout=timeout,
-                interval=interval,
-                output_format=output_format,
-                quiet=quiet,
-                path=path,
-            )
-            code = finish_waited(batch, output_format, quiet, path)
-        if output_format == "json":
-            echo_json(_submit_document(result, batch, waited=wait_done and not dry_run))
+        batch, timeout_error, code = result.batch, None, EXIT_OK
+        try:
+            if wait_done and batch is not None and not result.dry_run:
+                batch, timeout_error = wait_or_time_out(
+                    client,
+                    batch.id,
+                    timeout=timeout,
+                    interval=interval,
+                    output_format=output_format,
+                    quiet=quiet,
+                    path=path,
+                )
+                if batch is not None and timeout_error is None:
+                    code = finish_waited(batch, output_format, quiet, path)
+            if output_format == "json":
+                echo_json(_submit_document(result, batch, waited=wait_done and not dry_run))
+        finally:  # the batch exists, whatever happened while waiting for it
+            _write_submit_outputs(result, batch)
+    if timeout_error is not None and result.batch is not None:
+        timed_out(timeout_error, result.batch.id)
     raise SystemExit(code)
+
+
+def _write_submit_outputs(result: SubmitResult, batch: Batch | None) -> None:
+    """``$GITHUB_OUTPUT``: the batch's id, its input file, whether it was reused, and its latest
+    status (after ``--wait``, the one the wait ended on)."""
+    if batch is None:
+        return
+    write_github_output(
+        {
+            "batch_id": batch.id,
+            "file_id": result.file.id if result.file else batch.input_file_id or "",
+            "reused": "true" if result.reused else "false",
+            "status": batch.status,
+        }
+    )
 
 
 class UploadProgress:
@@ -633,7 +706,9 @@ def _print_validated(report: FileReport) -> None:
 
 def _print_submitted(result: SubmitResult, path: str, client: Client) -> None:
     if result.dry_run:
-        target = client.base_url.rstrip("/")
+        from batchkit.client import display_url
+
+        target = display_url(client.base_url).rstrip("/")
         click.echo(
             f"dry run: would upload {path} ({result.report.bytes:,} bytes, sha256 "
             f"{result.sha256}) to {target}{client.profile.files_path}"
@@ -671,6 +746,7 @@ def _submit_document(result: SubmitResult, batch: Batch | None, *, waited: bool)
         "batch": batch.raw if batch is not None else None,
         "file": result.file.raw if result.file is not None else None,
         "request": result.request,
+        "rerun_detection": result.rerun_detection,
         "validation": result.report.to_dict(),
     }
 
@@ -735,13 +811,23 @@ def list_cmd(api: ApiSettings, limit: int, after: str | None, output_format: str
 @api_options
 @handle_errors
 def cancel(api: ApiSettings, batch_id: str, output_format: str) -> None:
-    """Cancel a batch (a finished batch is shown as it is)."""
+    """Cancel a batch.  A batch that has already finished is shown as it is (exit 0), on
+    every server, including those that refuse to cancel it (OpenAI's 400, llama-stack's 409).
+    """
     with open_client(api) as client:
         batch = client.cancel_batch(batch_id)
     if output_format == "json":
         echo_json(batch.raw)
-    else:
-        click.echo(f"{batch.id}: {batch.status} ({counts_text(batch)})")
+        return
+    click.echo(f"{batch.id}: {batch.status} ({counts_text(batch)})")
+    if batch.status in _ENDED_UNCANCELLED:
+        click.echo(
+            f"batch {batch.id} had already ended {batch.status}: nothing to cancel", err=True
+        )
+
+
+#: Statuses a cancel cannot have caused: the batch had ended before it.
+_ENDED_UNCANCELLED = frozenset({"completed", "failed", "expired"})
 
 
 @click.command()
@@ -760,9 +846,11 @@ def wait(
     output_format: str,
     quiet: bool,
 ) -> None:
-    """Wait until a batch ends.  Exit 0 completed; 4 failed, expired or cancelled."""
+    """Wait until a batch ends.  Exit 0 completed; 4 failed, expired or cancelled; 5 if
+    --timeout ends the wait first (with --format json the last state seen is printed).
+    """
     with open_client(api) as client:
-        batch = wait_and_report(
+        batch, timeout_error = wait_or_time_out(
             client,
             batch_id,
             timeout=timeout,
@@ -770,9 +858,13 @@ def wait(
             output_format=output_format,
             quiet=quiet,
         )
-    code = finish_waited(batch, output_format, quiet)
-    if output_format == "json":
+    code = EXIT_OK
+    if batch is not None and timeout_error is None:
+        code = finish_waited(batch, output_format, quiet)
+    if output_format == "json" and batch is not None:
         echo_json(batch.raw)
+    if timeout_error is not None:
+        timed_out(timeout_error, batch_id)
     raise SystemExit(code)
 
 
