@@ -49,3 +49,19 @@ def prism_server() -> Iterator[llmock_prism.PrismServer]:
 # `fake_orq`: a fresh stateful fake of CONTRACT.md section 4 on 127.0.0.1 per test, with
 # fault injection (tests/servers/fake_orq.py).  Imported here so every test module sees it.
 from tests.servers.fake_orq import fake_orq  # noqa: E402, F401
+
+# --- llama-stack (owner: llama-stack) ----------------------------------------------------
+from tests.servers.llama_stack import LlamaStackServer, llama_stack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def llama_stack_server() -> Iterator[LlamaStackServer]:
+    """llama-stack (a real Files + Batches server) with its own llmock upstreams.
+
+    Not installed means a failure that gives the install command, never a skip.
+    """
+    try:
+        with llama_stack() as server:
+            yield server
+    except llmock_prism.ServerError as error:
+        pytest.fail(str(error), pytrace=False)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,19 +114,21 @@ def llmock_executable() -> str:
 
 
 @contextmanager
-def _process(
+def server_process(
     name: str,
     command: Sequence[str],
     *,
     ready: Callable[[Path], bool],
     deadline: float,
     cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Path]:
     """Run ``command`` with its output in a log file until ``ready(log)``; stop it afterwards.
 
     Output goes to a file, not a pipe, so a chatty server (Prism logs every request) can never
     block on a full pipe.  The process gets its own session so that it and any child it
-    starts are stopped together, by its own process group id.
+    starts are stopped together, by its own process group id.  ``env``, when given, is its
+    whole environment (a server configured through variables, as llama-stack is).
     """
     log_dir = Path(tempfile.mkdtemp(prefix=f"batchkit-{name}-"))
     log = log_dir / f"{name}.log"
@@ -137,6 +139,7 @@ def _process(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=cwd,
+            env=None if env is None else dict(env),
             start_new_session=True,
         )
     try:
@@ -170,7 +173,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=STOP_DEADLINE)
 
 
-def _http_ready(url: str) -> Callable[[Path], bool]:
+def http_ready(url: str) -> Callable[[Path], bool]:
     def ready(_log: Path) -> bool:
         try:
             return requests.get(url, timeout=1).status_code == 200
@@ -204,10 +207,11 @@ def _log_says(text: str) -> Callable[[Path], bool]:
 
 @contextmanager
 def llmock(
-    *, env_var: str = "BATCHKIT_LLMOCK_URL", faults: Sequence[str] = ()
+    *, env_var: str | None = "BATCHKIT_LLMOCK_URL", faults: Sequence[str] = ()
 ) -> Iterator[LlmockServer]:
-    """An llmock server: the one ``env_var`` names, else a new one on a free port."""
-    external = os.environ.get(env_var)
+    """An llmock server: the one ``env_var`` names, else (or with no ``env_var``) a new one on
+    a free port."""
+    external = os.environ.get(env_var) if env_var else None
     if external:
         _wait_external("llmock", f"{external.rstrip('/')}/health", LLMOCK_START_DEADLINE)
         yield LlmockServer("llmock", external.rstrip("/"))
@@ -226,8 +230,8 @@ def llmock(
     for fault in faults:
         command += ["--error-rate", fault]
     url = f"http://127.0.0.1:{port}"
-    with _process(
-        "llmock", command, ready=_http_ready(f"{url}/health"), deadline=LLMOCK_START_DEADLINE
+    with server_process(
+        "llmock", command, ready=http_ready(f"{url}/health"), deadline=LLMOCK_START_DEADLINE
     ) as log:
         yield LlmockServer("llmock", url, log, started_here=True)
 
@@ -255,7 +259,7 @@ def prism(*, env_var: str = "BATCHKIT_PRISM_URL") -> Iterator[PrismServer]:
             "repository (as it does in CI)"
         )
     port = free_port()
-    with _process(
+    with server_process(
         "prism",
         prism_command(port),
         ready=_log_says("Prism is listening"),
