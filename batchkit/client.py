@@ -514,10 +514,15 @@ class Client:
             raise UsageError(f"max_attempts must be at least 1, got {max_attempts}")
         self._api_key = self._check_key(api_key)
         #: Everything that must never be shown: the key, and any credentials in the URL.
-        self._secrets = [self._api_key] if self._api_key else []
-        self._secrets += [_Secret(value) for value in _url_credentials(url)]
+        url_credentials = [_Secret(value) for value in _url_credentials(url)]
+        self._secrets = ([self._api_key] if self._api_key else []) + url_credentials
         #: What a 401 tells the user to check.
         self.key_hint = key_hint or f"set {self.profile.api_key_env} or pass --api-key-file"
+        if url_credentials:  # requests lets them replace our Authorization header
+            self.key_hint += (
+                "; note that the user:password in the base URL is sent (as Basic auth) in "
+                "place of the key"
+            )
         self.timeout = (connect_timeout, read_timeout)
         self.max_attempts = max_attempts
         self.max_retry_time = max_retry_time
@@ -717,7 +722,9 @@ class Client:
             batch = self.retrieve_batch(batch_id)
             if not batch.is_terminal:
                 raise
-            logger.info("batch %s had already ended %s: nothing to cancel", batch_id, batch.status)
+            logger.info(
+                "batch %s had already ended (%s): nothing to cancel", batch_id, batch.status
+            )
             return batch
         return self._batch(response)
 

@@ -601,6 +601,7 @@ def test_credentials_in_the_base_url_are_shown_nowhere(
         client.list_batches()
     echoed = fake.requests[0].headers["Authorization"]
     assert echoed.startswith("Basic ")
+    assert "sent (as Basic auth) in place of the key" in str(caught.value)
     shown = [str(caught.value), repr(client), caplog.text]
     for text in shown:
         assert "pa$$word" not in text and "pa%24%24word" not in text

@@ -149,7 +149,7 @@ def test_cancel_of_a_finished_batch_shows_it_and_exits_0(
     cancelled = run_batchkit("cancel", batch_id, *api, env=env())
     assert cancelled.returncode == 0, explain(cancelled)
     assert cancelled.stdout == f"{batch_id}: completed (3/3 requests)\n"
-    assert "had already ended completed: nothing to cancel" in cancelled.stderr
+    assert "had already ended (completed): nothing to cancel" in cancelled.stderr
     as_json = run_batchkit("cancel", batch_id, *api, "--format", "json", env=env())
     assert as_json.returncode == 0, explain(as_json)
     assert json_out(as_json)["status"] == "completed"

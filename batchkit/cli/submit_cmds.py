@@ -822,7 +822,7 @@ def cancel(api: ApiSettings, batch_id: str, output_format: str) -> None:
     click.echo(f"{batch.id}: {batch.status} ({counts_text(batch)})")
     if batch.status in _ENDED_UNCANCELLED:
         click.echo(
-            f"batch {batch.id} had already ended {batch.status}: nothing to cancel", err=True
+            f"batch {batch.id} had already ended ({batch.status}): nothing to cancel", err=True
         )
 
 
