@@ -228,7 +228,8 @@ class Validator:
             found.append(_not_an_object(record, line))
             return self._record(found)
         found.extend(self._check(record, line))
-        found.extend(_separator_issues(raw, record, line))
+        if not raw.isascii():  # the cheapest test first: most lines are ASCII
+            found.extend(_separator_issues(raw, record, line))
         if linechecks.may_repeat_keys(raw, record):
             found.extend(
                 Issue(line, "duplicate_key", finding.param, finding.text, severity="warning")
@@ -324,8 +325,11 @@ class Validator:
             # as the id's first use, which it is.
             or self._ids.setdefault(custom_id, line) != line
             or not schemas.is_valid(endpoint.schema, body)
-            or _low_token_limits(endpoint, body)
-            or _misspelled_keys(endpoint, body)
+            # Only bodies that allow keys of their own can hold a typo or a token cap.
+            or (
+                schemas.open_properties(endpoint.schema) is not None
+                and (_low_token_limits(endpoint, body) or _misspelled_keys(endpoint, body))
+            )
         ):
             return False
         self._embedding_inputs += endpoint.count_inputs(body)
@@ -597,6 +601,8 @@ def _low_token_limits(endpoint: Endpoint, body: dict[str, Any]) -> list[tuple[st
 
     The spec allows 0 on /v1/completions, where with ``echo`` it scores a prompt: not flagged.
     """
+    if TOKEN_LIMIT_KEYS[0] not in body and TOKEN_LIMIT_KEYS[1] not in body:
+        return []
     low = [
         (key, value)
         for key in TOKEN_LIMIT_KEYS
@@ -649,7 +655,7 @@ def _body_warnings(endpoint: Endpoint, body: dict[str, Any], line: int) -> list[
 
 def _separator_issues(raw: bytes, record: dict[str, Any], line: int) -> list[Issue]:
     """A raw U+2028, U+2029 or U+0085 in the line: a bytes test first, then the path."""
-    if raw.isascii() or not linechecks.has_line_separator(raw):
+    if not linechecks.has_line_separator(raw):
         return []
     found = linechecks.line_separators(record)
     if not found:
@@ -783,9 +789,12 @@ def _lines_of(source: BinaryIO | Iterable[bytes], max_line: int) -> Iterator[byt
         what = "a text stream" if isinstance(source, io.TextIOBase) else type(source).__name__
         raise UsageError(_NOT_BINARY.format(what=what))
     if hasattr(source, "readline"):
-        yield from read_lines(source, max_line)  # type: ignore[arg-type]
-        return
-    for raw in source:
+        return read_lines(source, max_line)  # type: ignore[arg-type]
+    return _bytes_only(source)
+
+
+def _bytes_only(lines: Iterable[bytes]) -> Iterator[bytes]:
+    for raw in lines:
         if not isinstance(raw, bytes):
             raise UsageError(_NOT_BINARY.format(what=f"lines of type {type(raw).__name__}"))
         yield raw

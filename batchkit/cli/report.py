@@ -14,7 +14,6 @@ import click
 
 from batchkit.validate import FileReport, Issue
 
-
 #: Characters that would let text from a file act on the reader's screen or log: C0 and C1
 #: controls (a line feed starts a new log line, so a new GitHub annotation; ESC starts a
 #: terminal sequence) and the Unicode line and paragraph separators.

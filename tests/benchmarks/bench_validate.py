@@ -10,11 +10,13 @@ It writes three files to a temporary directory, streaming, one line at a time:
 (a) a 50,000-line ``/v1/chat/completions`` file just under 200 MiB, varied valid bodies;
 (b) a ``/v1/embeddings`` file holding 50,000 inputs in total (strings, string arrays, token
     arrays);
-(c) a 2 MB chat file of the same shape as (a).
+(c) a 2 MB chat file of the same shape as (a);
+(d) a 300 MB file that is one line with no line end (sparse: cheap to write), which must be
+    reported without being held (issue 7: it used to take 912 MB).
 
 Then, for (a) and (b), it times in the same run, rounds alternating, the bare loop and
 ``validate_file`` and prints the medians and their ratio (target <= 1.5, aim 1.0).  Peak RSS
-is measured for (a), (b), (c) and for a baseline that only imports batchkit and loads the
+is measured for (a), (b), (c), (d) and for a baseline that only imports batchkit and loads the
 schemas, each in a fresh subprocess, so that peaks do not mix (targets: <= 64 MB, and (a)
 within 10 MB of (c)).  Timings are printed, never asserted; only sanity is asserted (the
 files have the intended size and counts, and the validator finds them valid).
@@ -51,6 +53,7 @@ CHAT_LINES = 50_000
 CHAT_BYTES_MAX = 200 * MIB  # 209,715,200: the provider's limit
 CHAT_BYTES_TARGET = CHAT_BYTES_MAX - 96 * 1024  # "just under", whatever the last line does
 SMALL_CHAT_BYTES = 2_000_000
+ONE_LINE_BYTES = 300_000_000
 EMBEDDING_INPUTS = 50_000
 
 TARGET_RATIO = 1.5
@@ -321,7 +324,8 @@ result = {}
 if len(sys.argv) > 1:
     report = batchkit.validate_file(sys.argv[1])
     result = {"valid": report.valid, "requests": report.requests,
-              "errors_total": report.errors_total}
+              "errors_total": report.errors_total,
+              "codes": sorted({issue.code for issue in report.errors})}
 result["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 try:
     with open("/proc/self/status") as status:
@@ -405,16 +409,20 @@ def _run(workdir: Path, rounds: int) -> int:
     chat = workdir / "chat_200mib.jsonl"
     embeddings = workdir / "embeddings_50k_inputs.jsonl"
     small = workdir / "chat_2mb.jsonl"
+    one_line = workdir / "one_line_300mb.jsonl"
 
     start = time.perf_counter()
     chat_size = write_chat_file(chat, CHAT_LINES, CHAT_BYTES_TARGET, seed=1)
     emb_size, emb_requests = write_embeddings_file(embeddings, EMBEDDING_INPUTS, seed=2)
     small_lines = max(1, round(CHAT_LINES * SMALL_CHAT_BYTES / CHAT_BYTES_TARGET))
     small_size = write_chat_file(small, small_lines, SMALL_CHAT_BYTES, seed=3)
+    with one_line.open("wb") as stream:
+        stream.truncate(ONE_LINE_BYTES)
     print(f"generated in {time.perf_counter() - start:.1f} s")
     print(f"  (a) {chat.name}: {CHAT_LINES:,} lines, {_fmt_size(chat_size)}")
     print(f"  (b) {embeddings.name}: {emb_requests:,} lines, {_fmt_size(emb_size)}")
-    print(f"  (c) {small.name}: {small_lines:,} lines, {_fmt_size(small_size)}", flush=True)
+    print(f"  (c) {small.name}: {small_lines:,} lines, {_fmt_size(small_size)}")
+    print(f"  (d) {one_line.name}: 1 line, {_fmt_size(ONE_LINE_BYTES)}, no line end", flush=True)
     assert chat_size == chat.stat().st_size
     assert 199 * MIB < chat_size <= 200 * MIB, f"(a) is {chat_size:,} bytes"
     assert 1_900_000 <= small_size <= 2_100_000, f"(c) is {small_size:,} bytes"
@@ -454,6 +462,9 @@ def _run(workdir: Path, rounds: int) -> int:
         result = peak_rss(path)
         assert result["valid"] and result["requests"] == requests, (label, result)
         rss[label] = result
+    result = peak_rss(one_line)
+    assert result["codes"] == ["file_too_large"] and result["requests"] == 1, result
+    rss["(d) one 300 MB line"] = result
 
     # -- table -----------------------------------------------------------------------------
     print("\n" + "=" * 78)
