@@ -19,6 +19,8 @@ from tests.servers.llmock_prism import LlmockServer
 pytestmark = pytest.mark.llmock
 
 KEY = "sk-llmock-test-key-0123456789"
+#: `submit --wait` as these tests use it: llmock finishes a batch in about 3 s.
+WAIT = ("--wait", "--interval", "0.2", "--timeout", "2m")
 
 
 def api_args(server: LlmockServer) -> list[str]:
@@ -83,17 +85,7 @@ def test_submit_wait_status_list_end_to_end(llmock_server: LlmockServer, tmp_pat
 
 def test_submit_wait_in_one_command(llmock_server: LlmockServer, tmp_path: Path) -> None:
     path = batch_file(tmp_path, count=2)
-    result = run_batchkit(
-        "submit",
-        str(path),
-        *api_args(llmock_server),
-        "--wait",
-        "--interval",
-        "0.2",
-        "--timeout",
-        "120",
-        env=env(),
-    )
+    result = run_batchkit("submit", str(path), *api_args(llmock_server), *WAIT, env=env())
     assert result.returncode == 0, explain(result)
     lines = result.stdout.splitlines()
     assert lines[0].startswith("uploaded file-") and "created batch batch_" in lines[0]
@@ -130,19 +122,8 @@ def test_cancel_of_a_finished_batch_shows_it_and_exits_0(
     """llmock refuses to cancel a finished batch with a 400 ("already in terminal status"), as
     OpenAI does: batchkit shows the batch as it is, as its help says."""
     api = api_args(llmock_server)
-    submitted = run_batchkit(
-        "submit",
-        str(batch_file(tmp_path)),
-        *api,
-        "--wait",
-        "--interval",
-        "0.2",
-        "--timeout",
-        "2m",
-        "--format",
-        "json",
-        env=env(),
-    )
+    path = str(batch_file(tmp_path))
+    submitted = run_batchkit("submit", path, *api, *WAIT, "--format", "json", env=env())
     assert submitted.returncode == 0, explain(submitted)
     batch_id = json_out(submitted)["batch_id"]
 
