@@ -86,7 +86,7 @@ def llama_stack() -> Iterator[LlamaStackServer]:
     with (
         llmock(env_var=None) as upstream,
         llmock(env_var=None, faults=FAILING_UPSTREAM_FAULTS) as failing,
-        tempfile.TemporaryDirectory(prefix="batchkit-llama-stack-") as data,
+        tempfile.TemporaryDirectory(prefix="batchkit-llama-stack-data-") as data,
     ):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
