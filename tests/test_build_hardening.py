@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from batchkit.build import build_batch, fill
+from batchkit.build import build_batch, escape_line_separators, fill
 from batchkit.fix import fix_file
 from batchkit.limits import MIB, Limits
 from batchkit.validate import validate_file
@@ -86,6 +86,16 @@ def test_line_separators_are_written_escaped(tmp_path: Path) -> None:
     assert validate_file(out).passed(strict=True)
 
 
+@pytest.mark.parametrize(
+    "text", ["plain", "é 日本 😀", "“quoted” – ok", "°C\u2028", "\u2029é", "x\u0085", "\u2028" * 3]
+)
+def test_escaping_is_exact(text: str) -> None:
+    line = orjson.dumps({"text": text, "key\u2028": 1})
+    escaped = escape_line_separators(line)
+    assert orjson.loads(escaped) == orjson.loads(line)
+    assert escaped.decode().splitlines() == [escaped.decode()]
+
+
 def test_orjson_escapes_the_other_splitters_itself(tmp_path: Path) -> None:
     build_batch([chat(SPLITTERS)], endpoint=CHAT, model=MODEL, output=tmp_path / "q.jsonl")
     data = (tmp_path / "q.jsonl").read_bytes()
@@ -117,6 +127,7 @@ def test_fill_is_just_under_the_near_limit_share() -> None:
     assert fill(limits.max_bytes, limits.near_limit_ratio) == 180 * MIB - 1
     assert fill(limits.max_embedding_inputs, limits.near_limit_ratio) == 44_999
     assert [fill(n, 0.9) for n in (1, 2, 4, 5, 10, 11)] == [0, 1, 3, 4, 8, 9]
+    assert fill(10, 1.5) == 10  # a ratio over 1 turns the warning off, never the limit
 
 
 def test_split_output_passes_validate_strict(tmp_path: Path) -> None:
