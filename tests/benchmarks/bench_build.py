@@ -6,8 +6,11 @@
    each body in a line, ``orjson.dumps`` it and writes it; same run, alternating, several
    rounds; the median ratio is reported (target: at most 1.5).  Two body sizes: short
    (about 300 B) and long (about 4 KB, like the 199 MiB / 50,000-line file of DESIGN.md).
-2. Memory: peak RSS of a fresh process that builds a generator of 1,000,000 requests
-   (20 files), compared with the same for 10,000 (target: at most 100 MB).
+2. Escaping U+2028/U+2029/U+0085: ``build_batch`` as it is and with
+   ``escape_line_separators`` replaced by a no-op, alternating, on short ASCII bodies and on
+   short and long bodies with non-ASCII text (target: no measurable difference, ratio ~1.0).
+3. Memory: peak RSS of a fresh process that builds a generator of 1,000,000 requests
+   (23 files), compared with the same for 10,000 (target: at most 100 MB).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import orjson
 from peak_rss import peak_rss_mb
 
+from batchkit import build as build_module
 from batchkit.build import build_batch
 
 CHAT = "/v1/chat/completions"
@@ -31,13 +35,13 @@ MODEL = "openai/gpt-4o-mini"
 REQUESTS = 50_000
 
 
-def bodies(count: int, words: int) -> list[dict[str, Any]]:
+def bodies(count: int, words: int, word: str = "lorem ipsum ") -> list[dict[str, Any]]:
     return [
         {
             "model": MODEL,
             "messages": [
                 {"role": "system", "content": "Answer briefly and cite your sources."},
-                {"role": "user", "content": f"Question {n}: " + "lorem ipsum " * words},
+                {"role": "user", "content": f"Question {n}: " + word * words},
             ],
             "max_tokens": 200,
             "temperature": 0.2,
@@ -84,6 +88,40 @@ def speed(rounds: int, words: int, directory: Path) -> None:
     )
 
 
+def escaping(rounds: int, directory: Path) -> None:
+    """The cost of escaping line separators: build_batch with it and with a no-op in its place."""
+    real = build_module.escape_line_separators
+    cases = [
+        ("ASCII", 20, "lorem ipsum "),
+        ("non-ASCII", 20, "café naïve "),
+        ("non-ASCII", 330, "café naïve "),
+    ]
+    for label, words, word in cases:
+        items = bodies(REQUESTS, words, word)
+        size = len(orjson.dumps(items[0]))
+        ratios = []
+        for _ in range(rounds):
+            times = []
+            for escape in (real, lambda line: line):
+                build_module.escape_line_separators = escape
+                times.append(
+                    timed(
+                        build_batch,
+                        items,
+                        endpoint=CHAT,
+                        output=directory / "built.jsonl",
+                        overwrite=True,
+                    )
+                )
+            build_module.escape_line_separators = real
+            ratios.append(times[0] / times[1])
+        print(
+            f"escaping, {REQUESTS:,} {label} chat requests of ~{size:,} B: with / without "
+            f"median ratio {statistics.median(ratios):.3f} (rounds: "
+            f"{', '.join(f'{ratio:.2f}' for ratio in ratios)})"
+        )
+
+
 def rss_child(count: int) -> None:
     """Runs in a fresh process: build ``count`` generated requests, print the peak RSS in MB."""
     with tempfile.TemporaryDirectory() as directory:
@@ -127,6 +165,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         for words in (20, 330):
             speed(args.rounds, words, Path(directory))
+        escaping(args.rounds, Path(directory))
     if not args.skip_rss:
         memory()
 
