@@ -58,7 +58,10 @@ PROGRESS_EVERY = 1000
 _WRITE_BUFFER = 1 << 20
 #: A temporary of this build's naming pattern older than this, and not locked by a live build,
 #: is a leftover of a build that was killed: the next build of the same output removes it.
-STALE_TEMP_SECONDS = 60
+#: The lock is what protects a live build's files; the age only covers the microseconds
+#: between a temporary's creation and its lock, so it is short: a build re-run right after a
+#: kill -9 cleans up (a leftover can be 200 MB).
+STALE_TEMP_SECONDS = 10
 #: Each raw line separator and its JSON escape.
 _SEPARATOR_ESCAPES = tuple(
     (char.encode(), f"\\u{ord(char):04x}".encode()) for char in linechecks.LINE_SEPARATORS

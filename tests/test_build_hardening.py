@@ -230,6 +230,23 @@ def test_sigterm_cleans_up_and_exits_143(tmp_path: Path) -> None:
     assert list(out.iterdir()) == []
 
 
+def test_a_build_after_a_kill_9_removes_what_it_left(tmp_path: Path) -> None:
+    source = big_input(tmp_path / "in.jsonl")
+    out = tmp_path / "out"
+    args = [str(source), "--endpoint", CHAT, "--model", MODEL, "-o", str(out / "m.jsonl")]
+    process = start_build(*args, "--max-requests", "20000")
+    wait_for_temp(process, out)
+    process.kill()  # SIGKILL: no cleanup can run; the kernel drops the process's locks
+    process.communicate(timeout=60)
+    left = temps(out)
+    assert left
+    for name in left:  # the few seconds that tell a leftover from a temporary being created
+        os.utime(out / name, (time.time() - 60,) * 2)
+    again = build(*PROMPTS_ARGS, "-o", str(out / "m.jsonl"))
+    assert again.returncode == 0, explain(again)
+    assert temps(out) == []
+
+
 def test_a_later_build_removes_stale_temps_only(tmp_path: Path) -> None:
     long_ago = time.time() - 3600
     stale = tmp_path / ".q.0123abcd.tmp"
