@@ -556,3 +556,27 @@ def test_a_line_that_is_not_json_is_explained_as_validate_does_and_can_be_skippe
         orjson.loads(line) for line in (tmp_path / "q.rejects.jsonl").read_bytes().splitlines()
     ]
     assert reject["index"] == 1 and reject["request"] == bad.decode()
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        (b"", "batchkit: error: the input has no requests; a batch needs one or more\n"),
+        (b"\n\n", "batchkit: error: the input has no requests; a batch needs one or more\n"),
+        (b"not json\n", "batchkit: error: <stdin>:1: invalid_json_line: this line is not valid"),
+    ],
+)
+def test_without_endpoint_an_empty_or_broken_first_line_is_said_first(
+    stdin: bytes, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "batchkit", "build", "-", "-o", "-"],
+        input=stdin,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == b""
+    assert result.stderr.decode().startswith(message)

@@ -190,7 +190,7 @@ def _build(
     requests: Iterator[Any] = iter(items)
     endpoint = options.endpoint
     if endpoint is None:
-        endpoint, requests = _infer_endpoint(requests)
+        endpoint, requests = _infer_endpoint(requests, items)
     if options.system and endpoint != "/v1/chat/completions":
         raise UsageError("--system applies to /v1/chat/completions only")
     items.endpoint = endpoint
@@ -387,9 +387,14 @@ def _updater(bar: Any) -> Callable[[int], None] | None:
     return update
 
 
-def _infer_endpoint(requests: Iterator[Any]) -> tuple[str, Iterator[Any]]:
+def _infer_endpoint(requests: Iterator[Any], items: _Inputs) -> tuple[str, Iterator[Any]]:
     """The endpoint the first request's url names; the requests, that one included."""
     first = next(requests, None)
+    if first is None:
+        raise InvalidInputError("the input has no requests; a batch needs one or more")
+    if isinstance(first, InvalidItem):  # its own problem comes first, not the missing url
+        issue = first.issues[0]
+        raise InvalidInputError(f"{items.where}: {issue.code}: {issue.message}")
     url = first.get("url") if isinstance(first, dict) else None
     if url not in ENDPOINTS:
         raise UsageError(
