@@ -28,10 +28,37 @@ PROMPTS = REPO / "samples/build/prompts.csv"
 #: Every character Python's str.splitlines() ends a line at, besides \n and \r.
 SPLITTERS = "\u2028\u2029\u0085\x0b\x0c\x1c\x1d\x1e"
 ENV = clean_env()
+#: The options of a chat build that names its endpoint and model.
+TO_CHAT = ("--endpoint", CHAT, "--model", MODEL)
+#: The shipped CSV of ten questions, as chat requests.
+PROMPTS_ARGS = (str(PROMPTS), "--prompt-column", "question", *TO_CHAT)
 
 
 def build(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return run_batchkit("build", *args, env=ENV, timeout=timeout)
+
+
+def build_csv(source: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``build`` of a CSV whose ``question`` column holds chat prompts."""
+    return build(str(source), "--prompt-column", "question", *TO_CHAT, *args)
+
+
+def build_bytes(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    """``build`` with stdin and stdout as bytes (for ``-o -``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "batchkit", "build", *args],
+        input=stdin,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+        check=False,
+    )
+
+
+def prompts(path: Path) -> list[str]:
+    """The user prompt of each request of a built chat file."""
+    lines = path.read_bytes().splitlines()
+    return [orjson.loads(line)["body"]["messages"][-1]["content"] for line in lines]
 
 
 def chat(text: str) -> dict[str, Any]:
@@ -67,22 +94,10 @@ def test_line_separators_are_written_escaped(tmp_path: Path) -> None:
     cells = [f"before{char}after" for char in SPLITTERS] + ["plain", "tab\there"]
     source = csv_of(tmp_path, cells)
     out = tmp_path / "out.jsonl"
-    result = build(
-        str(source),
-        "--prompt-column",
-        "question",
-        "--endpoint",
-        CHAT,
-        "--model",
-        MODEL,
-        "-o",
-        str(out),
-    )
+    result = build_csv(source, "-o", str(out))
     assert result.returncode == 0, explain(result)
-    lines = out.read_bytes().decode("utf-8").splitlines()
-    assert len(lines) == len(cells)
-    contents = [orjson.loads(line)["body"]["messages"][0]["content"] for line in lines]
-    assert contents == cells
+    assert len(out.read_bytes().decode("utf-8").splitlines()) == len(cells)
+    assert prompts(out) == cells
     assert validate_file(out).passed(strict=True)
 
 
@@ -135,17 +150,7 @@ def test_split_output_passes_validate_strict(tmp_path: Path) -> None:
     source.write_bytes(
         b"".join(b'{"messages":[{"role":"user","content":"q%d"}]}\n' % n for n in range(60_000))
     )
-    result = build(
-        str(source),
-        "--endpoint",
-        CHAT,
-        "--model",
-        MODEL,
-        "-o",
-        str(tmp_path / "out/q.jsonl"),
-        "--format",
-        "json",
-    )
+    result = build(str(source), *TO_CHAT, "-o", str(tmp_path / "out/q.jsonl"), "--format", "json")
     assert result.returncode == 0, explain(result)
     files = orjson.loads(result.stdout)["files"]
     assert [entry["requests"] for entry in files] == [44_999, 15_001]
@@ -198,6 +203,14 @@ def start_build(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def long_build(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], Path]:
+    """A build of 400,000 requests into ``out/m.jsonl`` (23 files), started; and ``out``."""
+    source = big_input(tmp_path / "in.jsonl")
+    out = tmp_path / "out"
+    args = [str(source), *TO_CHAT, "-o", str(out / "m.jsonl"), "--max-requests", "20000"]
+    return start_build(*args, *extra), out
+
+
 def wait_for_temp(process: subprocess.Popen[str], directory: Path, count: int = 1) -> list[str]:
     deadline = time.monotonic() + 60
     while len(temps(directory)) < count:
@@ -208,19 +221,7 @@ def wait_for_temp(process: subprocess.Popen[str], directory: Path, count: int = 
 
 
 def test_sigterm_cleans_up_and_exits_143(tmp_path: Path) -> None:
-    source = big_input(tmp_path / "in.jsonl")
-    out = tmp_path / "out"
-    process = start_build(
-        str(source),
-        "--endpoint",
-        CHAT,
-        "--model",
-        MODEL,
-        "-o",
-        str(out / "m.jsonl"),
-        "--max-requests",
-        "20000",
-    )
+    process, out = long_build(tmp_path)
     wait_for_temp(process, out)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
@@ -231,10 +232,7 @@ def test_sigterm_cleans_up_and_exits_143(tmp_path: Path) -> None:
 
 
 def test_a_build_after_a_kill_9_removes_what_it_left(tmp_path: Path) -> None:
-    source = big_input(tmp_path / "in.jsonl")
-    out = tmp_path / "out"
-    args = [str(source), "--endpoint", CHAT, "--model", MODEL, "-o", str(out / "m.jsonl")]
-    process = start_build(*args, "--max-requests", "20000")
+    process, out = long_build(tmp_path)
     wait_for_temp(process, out)
     process.kill()  # SIGKILL: no cleanup can run; the kernel drops the process's locks
     process.communicate(timeout=60)
@@ -265,20 +263,7 @@ def test_a_later_build_removes_stale_temps_only(tmp_path: Path) -> None:
 
 
 def test_a_concurrent_build_keeps_the_live_builds_temps(tmp_path: Path) -> None:
-    source = big_input(tmp_path / "in.jsonl")
-    out = tmp_path / "out"
-    process = start_build(
-        str(source),
-        "--endpoint",
-        CHAT,
-        "--model",
-        MODEL,
-        "-o",
-        str(out / "m.jsonl"),
-        "--max-requests",
-        "20000",
-        "--force",
-    )
+    process, out = long_build(tmp_path, "--force")
     # Two temporaries: the first file is finished, so nothing touches it until the rename.
     for name in wait_for_temp(process, out, 2):  # as if the long build had started long ago
         os.utime(out / name, (time.time() - 3600,) * 2)
@@ -290,48 +275,21 @@ def test_a_concurrent_build_keeps_the_live_builds_temps(tmp_path: Path) -> None:
     assert temps(out) == []
 
 
-PROMPTS_ARGS = [str(PROMPTS), "--prompt-column", "question", "--endpoint", CHAT, "--model", MODEL]
-
-
 # -- 12. an empty prompt cell; --fix and the method's case ----------------------------------
 
 
 def test_empty_prompt_cell_is_an_error_with_its_csv_line(tmp_path: Path) -> None:
     source = csv_of(tmp_path, ["first", "  ", "third"])
     out = tmp_path / "q.jsonl"
-    result = build(
-        str(source),
-        "--prompt-column",
-        "question",
-        "--endpoint",
-        CHAT,
-        "--model",
-        MODEL,
-        "-o",
-        str(out),
-    )
+    result = build_csv(source, "-o", str(out))
     assert result.returncode == 1
     message = one_line_error(result)
     assert message.startswith(f"batchkit: error: {source}:3: ")
     assert "empty_prompt" in message and "'question'" in message
     assert not out.exists()
-    skipped = build(
-        str(source),
-        "--prompt-column",
-        "question",
-        "--endpoint",
-        CHAT,
-        "--model",
-        MODEL,
-        "-o",
-        str(out),
-        "--skip-invalid",
-    )
+    skipped = build_csv(source, "-o", str(out), "--skip-invalid")
     assert skipped.returncode == 0, explain(skipped)
-    assert [
-        line["body"]["messages"][0]["content"]
-        for line in map(orjson.loads, out.read_bytes().splitlines())
-    ] == ["first", "third"]
+    assert prompts(out) == ["first", "third"]
     rejects = [
         orjson.loads(line) for line in (tmp_path / "q.rejects.jsonl").read_bytes().splitlines()
     ]
@@ -370,14 +328,7 @@ def test_fix_still_refuses_another_method(tmp_path: Path) -> None:
 def test_output_dash_writes_the_file_to_stdout(tmp_path: Path) -> None:
     out = tmp_path / "q.jsonl"
     assert build(*PROMPTS_ARGS, "-o", str(out)).returncode == 0
-    completed = subprocess.run(
-        [sys.executable, "-m", "batchkit", "build", *PROMPTS_ARGS, "-o", "-"],
-        capture_output=True,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    )
+    completed = build_bytes(*PROMPTS_ARGS, "-o", "-")
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == out.read_bytes()
     assert completed.stderr.decode().startswith("wrote 1 file, 10 requests, ")
@@ -427,9 +378,7 @@ def test_utf16_input_is_explained(tmp_path: Path, name: str, encoding: str) -> N
     source = tmp_path / name
     source.write_bytes(UTF16_INPUTS[name].encode(encoding))
     extra = ["--prompt-column", "question"] if name.endswith(".csv") else []
-    result = build(
-        str(source), *extra, "--endpoint", CHAT, "--model", MODEL, "-o", str(tmp_path / "q.jsonl")
-    )
+    result = build(str(source), *extra, *TO_CHAT, "-o", str(tmp_path / "q.jsonl"))
     assert result.returncode == 1, explain(result)
     message = one_line_error(result)
     assert message.startswith(f"batchkit: error: {source}: the file is UTF-16")
@@ -450,9 +399,7 @@ def test_bytes_that_are_not_utf8_are_named_with_their_line(tmp_path: Path, name:
     source = tmp_path / name
     source.write_bytes(NOT_UTF8[name])
     extra = ["--prompt-column", "question"] if name.endswith(".csv") else []
-    result = build(
-        str(source), *extra, "--endpoint", CHAT, "--model", MODEL, "-o", str(tmp_path / "q.jsonl")
-    )
+    result = build(str(source), *extra, *TO_CHAT, "-o", str(tmp_path / "q.jsonl"))
     assert result.returncode == 1, explain(result)
     message = one_line_error(result)
     line = 3 if name.endswith(".csv") else 2
@@ -467,17 +414,7 @@ def test_over_long_line_is_reported_by_its_length(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     huge = orjson.dumps(chat("x" * 5000)) + b"\n"
     source.write_bytes(orjson.dumps(chat("a")) + b"\n" + huge)
-    result = build(
-        str(source),
-        "--endpoint",
-        CHAT,
-        "--model",
-        MODEL,
-        "-o",
-        str(tmp_path / "q.jsonl"),
-        "--max-bytes",
-        "2000",
-    )
+    result = build(str(source), *TO_CHAT, "-o", str(tmp_path / "q.jsonl"), "--max-bytes", "2000")
     assert result.returncode == 1, explain(result)
     message = one_line_error(result)
     assert message.startswith(f"batchkit: error: {source}:2: ")
@@ -499,15 +436,7 @@ def test_fix_reports_an_over_long_line(tmp_path: Path) -> None:
 def test_empty_csv_says_it_has_no_header(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_bytes(b"")
-    result = build(
-        str(source),
-        "--prompt-column",
-        "question",
-        "--endpoint",
-        CHAT,
-        "-o",
-        str(tmp_path / "q.jsonl"),
-    )
+    result = build_csv(source, "-o", str(tmp_path / "q.jsonl"))
     assert result.returncode == 1, explain(result)
     assert "no header row" in one_line_error(result)
 
@@ -516,23 +445,9 @@ def test_csv_with_a_byte_order_mark_and_crlf(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
     source.write_bytes(b"\xef\xbb\xbfquestion\r\nfirst\r\nsecond\r\n")
     out = tmp_path / "q.jsonl"
-    result = build(
-        str(source),
-        "--prompt-column",
-        "question",
-        "--endpoint",
-        CHAT,
-        "--model",
-        MODEL,
-        "-o",
-        str(out),
-    )
+    result = build_csv(source, "-o", str(out))
     assert result.returncode == 0, explain(result)
-    contents = [
-        orjson.loads(line)["body"]["messages"][0]["content"]
-        for line in out.read_bytes().splitlines()
-    ]
-    assert contents == ["first", "second"]
+    assert prompts(out) == ["first", "second"]
 
 
 def test_a_line_that_is_not_json_is_explained_as_validate_does_and_can_be_skipped(
@@ -542,14 +457,12 @@ def test_a_line_that_is_not_json_is_explained_as_validate_does_and_can_be_skippe
     bad = b'{"messages": [{"role": "user", "content": "b"}], "temperature": NaN}\n'
     source.write_bytes(orjson.dumps(chat("a")) + b"\n" + bad + orjson.dumps(chat("c")) + b"\n")
     out = tmp_path / "q.jsonl"
-    result = build(str(source), "--endpoint", CHAT, "--model", MODEL, "-o", str(out))
+    result = build(str(source), *TO_CHAT, "-o", str(out))
     assert result.returncode == 1, explain(result)
     message = one_line_error(result)
     assert message.startswith(f"batchkit: error: {source}:2: ")
     assert "NaN and Infinity are not JSON" in message
-    skipped = build(
-        str(source), "--endpoint", CHAT, "--model", MODEL, "-o", str(out), "--skip-invalid"
-    )
+    skipped = build(str(source), *TO_CHAT, "-o", str(out), "--skip-invalid")
     assert skipped.returncode == 0, explain(skipped)
     assert len(out.read_bytes().splitlines()) == 2
     (reject,) = [
@@ -569,14 +482,7 @@ def test_a_line_that_is_not_json_is_explained_as_validate_does_and_can_be_skippe
 def test_without_endpoint_an_empty_or_broken_first_line_is_said_first(
     stdin: bytes, message: str
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "batchkit", "build", "-", "-o", "-"],
-        input=stdin,
-        capture_output=True,
-        env=ENV,
-        timeout=60,
-        check=False,
-    )
+    result = build_bytes("-", "-o", "-", stdin=stdin)
     assert result.returncode == 1, result.stderr
     assert result.stdout == b""
     assert result.stderr.decode().startswith(message)
