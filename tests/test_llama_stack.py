@@ -27,7 +27,7 @@ from tests.servers.llama_stack import FAILING_MODEL, MODEL, LlamaStackServer
 
 # llama-stack needs an llmock upstream; it is excluded with the llmock suites (a marker of its
 # own, `llama_stack`, needs a line in pyproject.toml's markers).
-pytestmark = pytest.mark.llmock
+pytestmark = [pytest.mark.llmock, pytest.mark.llama_stack]
 
 #: llama-stack checks no key, but batchkit sends one as it would to any server.
 KEY = "sk-llama-stack-test-key-0123456789"

@@ -45,11 +45,7 @@ FAILING_UPSTREAM_FAULTS = ("500=1",)
 #: About 3 s on 2 idle cores; leave room for a loaded machine.
 LLAMA_STACK_START_DEADLINE = 90.0
 
-INSTALL_LLAMA_STACK = (
-    'PY312=$(ls -d "$(pyenv root)"/versions/3.12.*/bin/python3.12 | sort -V | tail -n 1) && '
-    '"$PY312" -m venv .venv-llama && '
-    '.venv-llama/bin/pip install "llama-stack==0.7.3" "mcp<2"'
-)
+INSTALL_LLAMA_STACK = ".ci/install-llama-stack"
 
 
 @dataclass(frozen=True)
