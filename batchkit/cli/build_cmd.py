@@ -148,22 +148,18 @@ def build(
         if prompt_column or model or skip_invalid:
             raise UsageError("--fix does not take --prompt-column, --model or --skip-invalid")
     report = _Report(output_format, quiet, to_stderr=output == STDOUT)
-    with _sigterm_raises():
-        try:
-            with _destination(output) as target:
-                if fix:
-                    fixed = _fix(inputs[0], target, endpoint, limits, force, report)
-                    if fixed.build is not None and output == STDOUT:
-                        _copy_to_stdout(fixed.build)
-                    report.fix(fixed)
-                    return
-                options = _BuildOptions(endpoint, model, prompt_column, system, id_column)
-                result = _build(inputs, target, options, limits, skip_invalid, force, report)
-                if output == STDOUT:
-                    _copy_to_stdout(result)
-            report.build(_on_stdout(result) if output == STDOUT else result)
-        except _Terminated:
-            fail("terminated", EXIT_TERMINATED)
+    with _exit_on_sigterm(), _destination(output) as target:
+        if fix:
+            fixed = _fix(inputs[0], target, endpoint, limits, force, report)
+            if fixed.build is not None and output == STDOUT:
+                _copy_to_stdout(fixed.build)
+            report.fix(fixed)
+        else:
+            options = _BuildOptions(endpoint, model, prompt_column, system, id_column)
+            result = _build(inputs, target, options, limits, skip_invalid, force, report)
+            if output == STDOUT:
+                _copy_to_stdout(result)
+            report.build(result)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,26 +234,32 @@ class _Terminated(BaseException):
 
 
 @contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While building, SIGTERM raises :class:`_Terminated` (Python's default just dies).
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the command as Ctrl-C does: the temporary files are removed (Python's
+    default would just die and leave them), then one line on stderr and exit 143.
 
-    A second SIGTERM is ignored, so that it cannot cut the cleanup of the first short.  Only
-    the main thread may set a handler; elsewhere (a test runner's thread) nothing changes.
+    The handler raises :class:`_Terminated`, so every cleanup on the way runs.  A second
+    SIGTERM is ignored, so that it cannot cut the cleanup of the first short.  Only the main
+    thread may set a handler; elsewhere (a test runner's thread) nothing changes.
     """
 
     def handler(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise _Terminated
 
+    previous = signal.getsignal(signal.SIGTERM)
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGTERM, handler)
+        installed = True
     except ValueError:
-        yield
-        return
+        installed = False
     try:
         yield
+    except _Terminated:
+        fail("terminated", EXIT_TERMINATED)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
 
 
 # -- -o - -----------------------------------------------------------------------------------
@@ -294,12 +296,6 @@ def _copy_to_stdout(result: BuildResult) -> None:
         fail("stdout was closed before the whole file was written", EXIT_BROKEN_PIPE)
 
 
-def _on_stdout(result: BuildResult) -> BuildResult:
-    """``result`` as reported for ``-o -``: its one file is ``<stdout>``, not a temporary."""
-    outputs = [dataclasses.replace(output, path=Path("<stdout>")) for output in result.outputs]
-    return dataclasses.replace(result, outputs=outputs)
-
-
 # -- reports --------------------------------------------------------------------------------
 
 
@@ -321,7 +317,15 @@ class _Report:
     def json(self, document: Any) -> None:
         self.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
+    def shown(self, result: BuildResult) -> BuildResult:
+        """``result`` as reported: with ``-o -`` its one file is ``<stdout>``, not a temporary."""
+        if not self.to_stderr:
+            return result
+        outputs = [dataclasses.replace(output, path=Path("<stdout>")) for output in result.outputs]
+        return dataclasses.replace(result, outputs=outputs)
+
     def build(self, result: BuildResult) -> None:
+        result = self.shown(result)
         if self.output_format == "json":
             self.json(result.to_dict())
         elif not self.quiet:
@@ -329,8 +333,10 @@ class _Report:
             self.echo(summary(result))
 
     def fix(self, fixed: FixResult) -> None:
+        if fixed.build is not None:
+            fixed = dataclasses.replace(fixed, build=self.shown(fixed.build))
         if self.output_format == "json":
-            self.json(dataclasses.replace(fixed, build=_stdout_build(fixed, self)).to_dict())
+            self.json(fixed.to_dict())
         else:
             for issue in fixed.errors:
                 self.echo(reporters.issue_line(fixed.path, issue))
@@ -344,9 +350,8 @@ class _Report:
                     self.echo(f"{fixed.path}: {done}")
                 elif fixed.fixed:
                     self.echo(f"{fixed.path}: nothing to repair")
-                build = _stdout_build(fixed, self)
-                if build is not None:
-                    self.echo(summary(build))
+                if fixed.build is not None:
+                    self.echo(summary(fixed.build))
         if not fixed.fixed:
             hidden = fixed.errors_total - len(fixed.errors)
             more = f" ({hidden:,} not listed)" if hidden else ""
@@ -355,12 +360,6 @@ class _Report:
                 f"{fixed.path}: {count} that --fix cannot repair{more}; nothing was written",
                 EXIT_INVALID,
             )
-
-
-def _stdout_build(fixed: FixResult, report: _Report) -> BuildResult | None:
-    if fixed.build is None or not report.to_stderr:
-        return fixed.build
-    return _on_stdout(fixed.build)
 
 
 def summary(result: BuildResult) -> str:
