@@ -222,7 +222,7 @@ class Validator:
         try:
             record = orjson.loads(raw)
         except orjson.JSONDecodeError as error:
-            found.append(_parse_issue(raw, line, error))
+            found.append(parse_issue(raw, line, error))
             return self._record(found)
         if not isinstance(record, dict):
             found.append(_not_an_object(record, line))
@@ -676,7 +676,8 @@ def _dumps_or_empty(record: dict[str, Any]) -> bytes:
         return b""
 
 
-def _parse_issue(raw: bytes, line: int, error: orjson.JSONDecodeError) -> Issue:
+def parse_issue(raw: bytes, line: int, error: orjson.JSONDecodeError) -> Issue:
+    """Why ``raw`` is not JSON, in words that say what to do (the build uses them too)."""
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as bad:

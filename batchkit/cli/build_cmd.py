@@ -16,12 +16,10 @@ import io
 import itertools
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -36,6 +34,7 @@ from batchkit.build import (
 )
 from batchkit.cli import report as reporters
 from batchkit.cli.common import (
+    EXIT_BROKEN_PIPE,
     EXIT_INVALID,
     fail,
     format_option,
@@ -50,15 +49,10 @@ from batchkit.errors import InvalidInputError, UsageError
 from batchkit.fix import CHANGES, FixResult, fix_file
 from batchkit.limits import Limits
 from batchkit.lines import LongLine, read_lines
-from batchkit.validate import UTF8_BOM, UTF16_BOMS, Issue, open_batch_file
-from batchkit.validate import _parse_issue as parse_issue
+from batchkit.validate import UTF8_BOM, UTF16_BOMS, Issue, open_batch_file, parse_issue
 
 #: At most this many warnings are printed; the JSON output has them all (up to 1,000).
 _SHOWN_WARNINGS = 20
-#: 128 + SIGTERM, as a shell reports a process the signal ended.
-EXIT_TERMINATED = 128 + signal.SIGTERM
-#: 128 + SIGPIPE: the reader of ``-o -`` went away before the whole file was written.
-EXIT_BROKEN_PIPE = 141
 #: ``-o -``: the built file goes to stdout; the reports then go to stderr.
 STDOUT = "-"
 
@@ -148,7 +142,7 @@ def build(
         if prompt_column or model or skip_invalid:
             raise UsageError("--fix does not take --prompt-column, --model or --skip-invalid")
     report = _Report(output_format, quiet, to_stderr=output == STDOUT)
-    with _exit_on_sigterm(), _destination(output) as target:
+    with _destination(output) as target:
         if fix:
             fixed = _fix(inputs[0], target, endpoint, limits, force, report)
             if fixed.build is not None and output == STDOUT:
@@ -226,40 +220,6 @@ def _fix(
 
 
 # -- SIGTERM ---------------------------------------------------------------------------------
-
-
-class _Terminated(BaseException):
-    """SIGTERM arrived.  A BaseException, as KeyboardInterrupt is, so that nothing on the way
-    swallows it and every cleanup runs (build_batch removes its temporary files)."""
-
-
-@contextlib.contextmanager
-def _exit_on_sigterm() -> Iterator[None]:
-    """SIGTERM ends the command as Ctrl-C does: the temporary files are removed (Python's
-    default would just die and leave them), then one line on stderr and exit 143.
-
-    The handler raises :class:`_Terminated`, so every cleanup on the way runs.  A second
-    SIGTERM is ignored, so that it cannot cut the cleanup of the first short.  Only the main
-    thread may set a handler; elsewhere (a test runner's thread) nothing changes.
-    """
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise _Terminated
-
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        signal.signal(signal.SIGTERM, handler)
-        installed = True
-    except ValueError:
-        installed = False
-    try:
-        yield
-    except _Terminated:
-        fail("terminated", EXIT_TERMINATED)
-    finally:
-        if installed:
-            signal.signal(signal.SIGTERM, previous)
 
 
 # -- -o - -----------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ line on stderr and its exit code, never a traceback.
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -26,6 +28,10 @@ EXIT_API = 3
 EXIT_BATCH_FAILED = 4
 EXIT_WAIT_TIMEOUT = 5
 EXIT_INTERRUPTED = 130
+#: 128 + SIGPIPE: the reader of stdout went away before the whole output was written.
+EXIT_BROKEN_PIPE = 141
+#: 128 + SIGTERM, as a shell reports a process the signal ended.
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,17 +53,51 @@ quiet_option = click.option(
 )
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived.  A BaseException, as KeyboardInterrupt is, so that nothing on the way
+    swallows it and every cleanup runs (build_batch removes its temporary files)."""
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` (Python's default would
+    just die and leave temporary files behind).
+
+    A second SIGTERM is ignored, so that it cannot cut the cleanup of the first short.  Only
+    the main thread may set a handler; elsewhere (a test runner's thread) nothing changes.
+    """
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, handler)
+        installed = True
+    except ValueError:
+        installed = False
+    try:
+        yield
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def handle_errors(func: F) -> F:
-    """Turn library errors and Ctrl-C into one stderr line and the right exit code."""
+    """Turn library errors, Ctrl-C and SIGTERM into one stderr line and the right exit code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with _sigterm_raises():
+                return func(*args, **kwargs)
         except BatchkitError as error:
             fail(str(error), error.exit_code)
         except KeyboardInterrupt:
             fail("interrupted", EXIT_INTERRUPTED)
+        except Terminated:
+            fail("terminated", EXIT_TERMINATED)
 
     return wrapper  # type: ignore[return-value]
 
