@@ -32,8 +32,8 @@ from batchkit.build import LINE_KEYS, BuildResult, ProgressFunction, build_batch
 from batchkit.endpoints import ENDPOINTS, suggest_endpoint
 from batchkit.errors import UsageError
 from batchkit.limits import Limits, get_profile
-from batchkit.lines import LongLine, read_lines
-from batchkit.validate import DEFAULT_MAX_ISSUES, UTF8_BOM, Issue, Validator, open_batch_file
+from batchkit.lines import LongLine, open_binary, read_lines
+from batchkit.validate import DEFAULT_MAX_ISSUES, UTF8_BOM, Issue, Validator
 
 #: Each kind of repair, in the order reports list them, with how a report names it.
 CHANGES = {
@@ -171,7 +171,7 @@ class _Source:
     def __init__(self, path: Path, max_line: int) -> None:
         self.path = path
         self.max_line = max_line
-        with open_batch_file(path) as stream:
+        with open_binary(path) as stream:
             head = stream.read(4096)
         self.bom = head.startswith(UTF8_BOM)
         self.array: list[Any] | None = None
@@ -189,7 +189,7 @@ class _Source:
 
     def lines(self) -> Iterator[bytes | LongLine]:
         """Each line; one longer than ``max_line`` only by its length (never held whole)."""
-        with open_batch_file(self.path) as stream:
+        with open_binary(self.path) as stream:
             for number, raw in enumerate(read_lines(stream, self.max_line), start=1):
                 if number == 1 and isinstance(raw, bytes):
                     raw = raw.removeprefix(UTF8_BOM)

@@ -13,12 +13,30 @@ on the line.
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
+
+from batchkit.errors import UsageError
 
 #: Lines up to this long (nearly all of them) are read in one call, as plain iteration would.
 CHUNK = 1 << 20
+
+
+def open_binary(path: str | os.PathLike[str], what: str = "a file") -> io.BufferedReader:
+    """Open ``path`` for reading bytes; the usual reasons it cannot be are UsageErrors that
+    name the path and ``what`` it was meant to be ("the output file")."""
+    try:
+        return Path(path).open("rb")
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a directory, not {what}") from None
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"{path}: permission denied") from None
 
 
 @dataclass(frozen=True)

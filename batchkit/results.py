@@ -25,14 +25,13 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import orjson
 
 from batchkit.atomic import atomic_writer
-from batchkit.errors import InvalidInputError, UsageError
-from batchkit.lines import LongLine, read_lines
+from batchkit.errors import InvalidInputError
+from batchkit.lines import LongLine, open_binary, read_lines
 
 __all__ = [
     "STATUSES",
@@ -213,17 +212,6 @@ def _peek_custom_id(raw: bytes) -> str | None:
         return None
 
 
-def _open(path: PathLike, what: str) -> BinaryIO:
-    try:
-        return Path(path).open("rb")
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not the {what}") from None
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file (the {what})") from None
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied (the {what})") from None
-
-
 #: Where one answer is: ``(file number, byte offset, length, line number)``.  A tuple, not a
 #: dataclass: the index holds one per request and is built at the speed of reading.
 _Place = tuple[int, int, int, int]
@@ -267,8 +255,8 @@ class ResultJoin:
         try:
             for path, what in ((output, "output file"), (errors, "error file")):
                 if path is not None:
-                    self._sources.append(_Source(str(path), _open(path, what)))
-            self._input_stream = _open(input, "input file") if input is not None else None
+                    self._sources.append(_Source(str(path), open_binary(path, f"the {what}")))
+            self._input_stream = open_binary(input, "the input file") if input is not None else None
         except BaseException:
             self.close()
             raise
@@ -485,7 +473,7 @@ def write_retry_file(input: PathLike, lines: Iterable[int], dest: PathLike) -> i
     if not wanted:
         return 0
     written = 0
-    with _open(input, "input file") as source, atomic_writer(dest) as out:
+    with open_binary(input, "the input file") as source, atomic_writer(dest) as out:
         for number, raw in _numbered(source):
             if number in wanted and not isinstance(raw, LongLine):
                 out.write(raw if raw.endswith(b"\n") else raw + b"\n")

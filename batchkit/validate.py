@@ -16,7 +16,6 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import orjson
@@ -25,7 +24,7 @@ from batchkit import linechecks, schemas
 from batchkit.endpoints import ENDPOINTS, Endpoint, get_endpoint, missing_v1, suggest_endpoint
 from batchkit.errors import UsageError
 from batchkit.limits import Limits
-from batchkit.lines import LongLine, read_lines
+from batchkit.lines import LongLine, open_binary, read_lines
 
 Severity = Literal["error", "warning"]
 
@@ -724,18 +723,6 @@ def _not_an_object(record: Any, line: int) -> Issue:
 Source = str | os.PathLike[str] | BinaryIO
 
 
-def open_batch_file(path: str | os.PathLike[str]) -> io.BufferedReader:
-    """Open ``path`` for reading bytes; the usual reasons it cannot be are UsageErrors."""
-    try:
-        return Path(path).open("rb")
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a file") from None
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied") from None
-
-
 def validate_file(
     source: Source,
     endpoint: str | None = None,
@@ -751,7 +738,7 @@ def validate_file(
     if isinstance(source, (str, os.PathLike)):
         if str(source) == "-":
             return validate_stream(_stdin_bytes(), "<stdin>", endpoint, limits, max_issues)
-        with open_batch_file(source) as stream:
+        with open_binary(source) as stream:
             return validate_stream(stream, str(source), endpoint, limits, max_issues)
     name = getattr(source, "name", "<stream>")
     return validate_stream(source, str(name), endpoint, limits, max_issues)

@@ -48,8 +48,8 @@ from batchkit.endpoints import ENDPOINTS
 from batchkit.errors import InvalidInputError, UsageError
 from batchkit.fix import CHANGES, FixResult, fix_file
 from batchkit.limits import Limits
-from batchkit.lines import LongLine, read_lines
-from batchkit.validate import UTF8_BOM, UTF16_BOMS, Issue, open_batch_file, parse_issue
+from batchkit.lines import LongLine, open_binary, read_lines
+from batchkit.validate import UTF8_BOM, UTF16_BOMS, Issue, parse_issue
 
 #: At most this many warnings are printed; the JSON output has them all (up to 1,000).
 _SHOWN_WARNINGS = 20
@@ -534,7 +534,7 @@ def _open(path: str) -> contextlib.AbstractContextManager[io.BufferedReader]:
         if not isinstance(stdin, io.BufferedReader):
             stdin = io.BufferedReader(stdin)
         return contextlib.nullcontext(stdin)
-    return open_batch_file(path)
+    return open_binary(path)
 
 
 def _print_warnings(result: BuildResult) -> None:
