@@ -15,21 +15,20 @@ dropped or doubled.
 
 Memory does not grow with the answers: a first pass keeps only each answer's place in its
 file (custom_id, offset, length), and the join reads each answer back when its request comes.
-A second pass over the input writes the retry file from the input's own bytes.
+What is written from the results (the results file, the retry file, the summary) is in
+:mod:`batchkit.result_files`.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
 import orjson
 
-from batchkit.atomic import atomic_writer
 from batchkit.errors import InvalidInputError
 from batchkit.lines import LongLine, open_binary, read_lines
 
@@ -39,10 +38,9 @@ __all__ = [
     "Result",
     "ResultError",
     "ResultJoin",
-    "Summary",
     "iter_results",
+    "numbered_lines",
     "should_retry",
-    "write_retry_file",
 ]
 
 Status = Literal["succeeded", "failed", "expired", "cancelled", "missing"]
@@ -80,9 +78,11 @@ class Result:
     error: ResultError | None = None
     usage: dict[str, Any] | None = None
     line: int | None = None
+    #: The request's body, only when the join was asked for it (``include_request``).
+    request: Any = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        document = {
             "custom_id": self.custom_id,
             "status": self.status,
             "status_code": self.status_code,
@@ -91,6 +91,9 @@ class Result:
             "usage": self.usage,
             "line": self.line,
         }
+        if self.request is not None:
+            document["request"] = self.request
+        return document
 
 
 @dataclass(frozen=True)
@@ -240,7 +243,9 @@ class ResultJoin:
 
     ``output`` and ``errors`` are the server's two files (either may be ``None``: a batch
     where every request failed has no output file); ``input`` is the batch file that was
-    submitted.  Use as a context manager, or iterate to the end, so that the files close.
+    submitted.  With ``include_request`` each result carries its request's body (which
+    needs the input).  Use as a context manager, or iterate to the end, so that the files
+    close.
     """
 
     def __init__(
@@ -248,9 +253,12 @@ class ResultJoin:
         output: PathLike | None,
         errors: PathLike | None = None,
         input: PathLike | None = None,
+        *,
+        include_request: bool = False,
     ) -> None:
         self.problems: list[JoinProblem] = []
         self.input = str(input) if input is not None else None
+        self.include_request = include_request
         self._sources: list[_Source] = []
         try:
             for path, what in ((output, "output file"), (errors, "error file")):
@@ -303,16 +311,18 @@ class ResultJoin:
     def _in_input_order(self, input_stream: BinaryIO) -> Iterator[Result]:
         index = self._index()
         taken: dict[str, int] = {}
-        for number, raw in _numbered(input_stream):
+        for number, raw in numbered_lines(input_stream):
             if isinstance(raw, LongLine):
                 message = f"the line is {raw.length:,} bytes, longer than any batch request"
                 self._problem(self.input, number, "invalid_request_line", message)
                 continue
             if not raw.strip():
                 continue
-            custom_id = _peek_custom_id(raw)
-            if custom_id is None:
-                custom_id = _custom_id_of(_loads(raw))
+            record = _loads(raw) if self.include_request else None
+            custom_id = _peek_custom_id(raw) if record is None else _custom_id_of(record)
+            if custom_id is None and record is None:
+                record = _loads(raw)
+                custom_id = _custom_id_of(record)
             if custom_id is None:
                 self._problem(
                     self.input, number, "missing_custom_id", "the request has no custom_id"
@@ -330,7 +340,10 @@ class ResultJoin:
                 continue
             place = index.pop(custom_id, None)
             result = self._read(place, custom_id, number) if place is not None else None
-            yield result or Result(custom_id, "missing", line=number)
+            result = result or Result(custom_id, "missing", line=number)
+            if self.include_request and isinstance(record, dict):
+                result.request = record.get("body")
+            yield result
         for custom_id, place in index.items():
             self._problem(
                 self._sources[place[0]].path,
@@ -384,7 +397,7 @@ class ResultJoin:
         """``(number, line, length)`` of each line of the file; an over-long line is a
         problem and comes as ``None`` (its length still moves the offsets of the next)."""
         source.stream.seek(0)
-        for number, raw in _numbered(source.stream):
+        for number, raw in numbered_lines(source.stream):
             if isinstance(raw, LongLine):
                 message = f"the line is {raw.length:,} bytes, too long for a result line"
                 self._problem(source.path, number, "invalid_result", message)
@@ -433,7 +446,7 @@ class ResultJoin:
         self.problems.append(JoinProblem(path or "<input>", line, code, message))
 
 
-def _numbered(stream: BinaryIO) -> Iterator[tuple[int, bytes | LongLine]]:
+def numbered_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | LongLine]]:
     return enumerate(read_lines(stream, MAX_LINE), start=1)
 
 
@@ -454,76 +467,8 @@ def iter_results(
     output: PathLike | None,
     errors: PathLike | None = None,
     input: PathLike | None = None,
+    *,
+    include_request: bool = False,
 ) -> ResultJoin:
     """The results of a batch: see :class:`ResultJoin` (iterate it; read ``problems`` after)."""
-    return ResultJoin(output, errors, input)
-
-
-# --- the retry file -------------------------------------------------------------------------
-
-
-def write_retry_file(input: PathLike, lines: Iterable[int], dest: PathLike) -> int:
-    """Copy the input's ``lines`` (1-based numbers), byte for byte, to ``dest``; their count.
-
-    Nothing is written (and an existing ``dest`` is left alone) when ``lines`` is empty.  The
-    copy is atomic: a temporary file renamed when complete.  A last line without its newline
-    gets one, so that the file stays JSONL.
-    """
-    wanted = set(lines)
-    if not wanted:
-        return 0
-    written = 0
-    with open_binary(input, "the input file") as source, atomic_writer(dest) as out:
-        for number, raw in _numbered(source):
-            if number in wanted and not isinstance(raw, LongLine):
-                out.write(raw if raw.endswith(b"\n") else raw + b"\n")
-                written += 1
-    return written
-
-
-# --- the summary ----------------------------------------------------------------------------
-
-
-@dataclass
-class Summary:
-    """Counts by status, the most frequent errors with an example each, and token totals."""
-
-    counts: Counter[str] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    examples: dict[str, str] = field(default_factory=dict)
-    usage: Counter[str] = field(default_factory=Counter)
-    retry: int = 0
-
-    def add(self, result: Result) -> None:
-        self.counts[result.status] += 1
-        if result.error is not None:
-            key = result.error.code or result.error.message or "error"
-            self.errors[key] += 1
-            self.examples.setdefault(key, result.custom_id)
-        for name, value in (result.usage or {}).items():
-            if type(value) is int:
-                self.usage[name] += value
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def all_succeeded(self) -> bool:
-        return self.counts["succeeded"] == self.total
-
-    def top_errors(self, limit: int = 5) -> list[tuple[str, int, str]]:
-        """``(code or message, count, an example custom_id)``, most frequent first."""
-        return [(key, n, self.examples[key]) for key, n in self.errors.most_common(limit)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "counts": {status: self.counts[status] for status in STATUSES},
-            "top_errors": [
-                {"error": key, "count": n, "example": example}
-                for key, n, example in self.top_errors()
-            ],
-            "usage": dict(self.usage),
-            "retry": self.retry,
-        }
+    return ResultJoin(output, errors, input, include_request=include_request)

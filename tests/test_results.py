@@ -15,13 +15,12 @@ import orjson
 import pytest
 
 from batchkit.errors import InvalidInputError, UsageError
+from batchkit.result_files import Summary, write_retry_file
 from batchkit.results import (
     Result,
-    Summary,
     iter_results,
     parse_result_line,
     should_retry,
-    write_retry_file,
 )
 from tests.helpers import jsonl, request
 
