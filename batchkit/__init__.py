@@ -35,6 +35,14 @@ _EXPORTS = {
     "submit": "batchkit.submit",
     "SubmitResult": "batchkit.submit",
     "wait_for_batch": "batchkit.submit",
+    "download_results": "batchkit.collect",
+    "collect_results": "batchkit.collect",
+    "CollectedResults": "batchkit.collect",
+    "iter_results": "batchkit.results",
+    "Result": "batchkit.results",
+    "should_retry": "batchkit.results",
+    "write_results": "batchkit.result_files",
+    "write_retry_file": "batchkit.result_files",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,0 +1,202 @@
+"""``batchkit results``: a finished batch's answers, one per request, and the retry file.
+
+A thin layer over :func:`batchkit.collect.collect_results`: it waits first when asked, prints
+the summary (counts by status, the most frequent errors, token totals) and turns the outcome
+into an exit code: 0 when every request succeeded, 4 when some did not (the files are still
+written).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from batchkit.cli.common import (
+    EXIT_BATCH_FAILED,
+    EXIT_OK,
+    echo_json,
+    format_option,
+    handle_errors,
+    quiet_option,
+)
+from batchkit.cli.submit_cmds import (
+    ApiSettings,
+    api_options,
+    interval_option,
+    open_client,
+    print_batch_errors,
+    timed_out,
+    timeout_option,
+    wait_or_time_out,
+)
+
+if TYPE_CHECKING:
+    from batchkit.collect import CollectedResults
+
+
+def results_options(func: click.decorators.FC) -> click.decorators.FC:
+    """The options that say what to write from the results (``results`` and ``submit``)."""
+    decorators = [
+        click.option(
+            "--retry-file",
+            type=click.Path(dir_okay=False),
+            help="Write the requests worth sending again (expired, cancelled, missing, and "
+            "failed with 408, 409, 429 or 5xx) here, byte for byte from the input.",
+        ),
+        click.option(
+            "--retry-all",
+            is_flag=True,
+            help="The retry file also gets the other failures (4xx answers usually fail again).",
+        ),
+        click.option(
+            "--include-request",
+            is_flag=True,
+            help="Each result also carries its request's body (taken from the input).",
+        ),
+        click.option(
+            "--keep-files",
+            type=click.Path(file_okay=False),
+            help="Also keep the server's own output and error files in this directory.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@click.command()
+@click.argument("batch_id", metavar="ID")
+@click.option(
+    "--input",
+    "input_path",
+    type=click.Path(dir_okay=False),
+    help="The batch file that was submitted: results come in its order, every request once, "
+    "and requests the server left out are 'missing'. Needed for --retry-file.",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The results file: NAME.jsonl (one JSON object per request) or NAME.csv (flat "
+    "columns for a spreadsheet).",
+)
+@results_options
+@click.option("--wait", "wait_done", is_flag=True, help="Wait for the batch to end first.")
+@timeout_option
+@interval_option
+@format_option("text", "json")
+@quiet_option
+@api_options
+@handle_errors
+def results(
+    api: ApiSettings,
+    batch_id: str,
+    input_path: str | None,
+    output: str,
+    retry_file: str | None,
+    retry_all: bool,
+    include_request: bool,
+    keep_files: str | None,
+    wait_done: bool,
+    timeout: float | None,
+    interval: float,
+    output_format: str,
+    quiet: bool,
+) -> None:
+    """Download a finished batch's results, join each answer to its request, write them.
+
+    \b
+    Each result: custom_id, status (succeeded, failed, expired, cancelled, missing),
+    status_code, body, error (code, message), usage, line (in --input).
+    The summary goes to stderr (--format json: one JSON document on stdout).
+    Exit 0 when every request succeeded; 4 when some did not (the files are still written);
+    2 when the batch has not finished (--wait waits for it); 3 when the API or network fails;
+    5 when --timeout ends the wait first.
+    """
+    from batchkit.collect import check_collect_options, collect_results
+
+    check_collect_options(
+        output, input=input_path, retry_file=retry_file, include_request=include_request
+    )
+    with open_client(api) as client:
+        batch = client.retrieve_batch(batch_id)
+        if not batch.is_terminal and wait_done:
+            waited, timeout_error = wait_or_time_out(
+                client,
+                batch_id,
+                timeout=timeout,
+                interval=interval,
+                output_format=output_format,
+                quiet=quiet,
+            )
+            if timeout_error is not None:
+                timed_out(timeout_error, batch_id)
+            assert waited is not None
+            batch = waited
+        collected = collect_results(
+            client,
+            batch,
+            output,
+            input=input_path,
+            retry_file=retry_file,
+            retry_all=retry_all,
+            include_request=include_request,
+            keep_dir=keep_files,
+        )
+    raise SystemExit(report_collected(collected, output_format, quiet, input_path))
+
+
+def report_collected(
+    collected: CollectedResults, output_format: str, quiet: bool, input_path: str | None
+) -> int:
+    """Print what was collected; the exit code: 0 all succeeded, else 4."""
+    if output_format == "json":
+        echo_json(collected.to_dict())
+    else:
+        if collected.batch.errors:
+            print_batch_errors(collected.batch, input_path)
+        for problem in collected.problems[:20]:
+            where = f"{problem.path}:{problem.line}" if problem.line is not None else problem.path
+            click.echo(f"{where}: warning: {problem.code}: {problem.message}", err=True)
+        if len(collected.problems) > 20:
+            click.echo(f"warning: {len(collected.problems) - 20:,} more problems", err=True)
+        if not quiet:
+            for line in summary_lines(collected):
+                click.echo(line, err=True)
+    if collected.all_succeeded:
+        return EXIT_OK
+    if not collected.summary.total and collected.batch.status != "completed":
+        click.echo(
+            f"batchkit: error: batch {collected.batch.id} ended {collected.batch.status} "
+            "with no results",
+            err=True,
+        )
+    return EXIT_BATCH_FAILED
+
+
+def summary_lines(collected: CollectedResults) -> list[str]:
+    """The text summary: counts by status, top errors, tokens, the files written."""
+    summary = collected.summary
+    counts = ", ".join(
+        f"{summary.counts[status]:,} {status}"
+        for status in ("succeeded", "failed", "expired", "cancelled", "missing")
+        if summary.counts[status] or status == "succeeded"
+    )
+    lines = [
+        f"{collected.batch.id} {collected.batch.status}: "
+        f"{summary.total:,} request{'' if summary.total == 1 else 's'}: {counts}"
+    ]
+    for error, count, example in summary.top_errors():
+        lines.append(f"  {count:,} x {error} (e.g. {example})")
+    if summary.usage:
+        tokens = ", ".join(f"{name} {value:,}" for name, value in sorted(summary.usage.items()))
+        lines.append(f"  tokens: {tokens}")
+    written = f"wrote {collected.results_file}"
+    if collected.retry_file is not None:
+        written += f"; {summary.retry:,} to retry in {collected.retry_file}"
+    elif collected.removed_stale_retry_file:
+        written += "; nothing to retry (removed the earlier retry file)"
+    lines.append(written)
+    return lines
