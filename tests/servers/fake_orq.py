@@ -16,7 +16,14 @@ So this fake does, on real HTTP over loopback:
   ``state.cancel_finished`` set to 400 or 409, refuses as OpenAI (400, "already in terminal
   status") and llama-stack (409) do.
 * ``GET /v2/files/{id}/content`` answers ``{"download_url"}`` pointing at ``/presigned/...``
-  on the same server, which refuses any request that carries an Authorization header.
+  on the same server, which refuses any request that carries an Authorization header; with
+  ``state.file_content = "bytes"`` it answers the bytes themselves, as OpenAI does.
+* ``GET /v3/router/batches/{id}/results`` answers the output file, or the error file when any
+  query parameter has the value ``errors`` (orq's parameter name is unconfirmed).
+* A batch that ends gets result files scripted per custom_id (:attr:`State.outcomes`,
+  :meth:`State.end_batch`) or given byte for byte (:meth:`State.set_result_files`); a file may
+  be generated as it is sent (:meth:`State.store_generated`), so that a 200 MB download costs
+  the fake no memory.
 * Bearer auth on everything but the presigned URL (401, echoing the key it got, like some
   real servers do: the client must redact it).
 
@@ -31,6 +38,7 @@ import contextlib
 import hashlib
 import itertools
 import json
+import random
 import re
 import secrets
 import socket
@@ -52,7 +60,7 @@ DEFAULT_KEY = "sk-fake-orq-key"
 KEEP_CONTENT_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
 
-Route = Literal["upload", "create", "list", "retrieve", "cancel", "content", "download"]
+Route = Literal["upload", "create", "list", "retrieve", "cancel", "content", "download", "results"]
 ROUTES: tuple[Route, ...] = (
     "upload",
     "create",
@@ -61,7 +69,22 @@ ROUTES: tuple[Route, ...] = (
     "cancel",
     "content",
     "download",
+    "results",
 )
+#: What happens to one request when its batch ends (:attr:`State.outcomes`): ``succeeded``
+#: (an answer in the output file); an HTTP status such as 400 or 500 (an answer with that
+#: status, in the error file, as OpenAI writes it); ``failed`` (an error line with no response,
+#: as llama-stack writes it); ``expired`` / ``cancelled`` (an error line ``batch_expired`` /
+#: ``batch_cancelled``); ``missing`` (in neither file).
+Outcome = Literal["succeeded", "failed", "expired", "cancelled", "missing"] | int
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+#: How a request that :attr:`State.outcomes` does not name ends, by the batch's final status.
+_DEFAULT_OUTCOME: dict[str, Outcome] = {
+    "completed": "succeeded",
+    "expired": "expired",
+    "cancelled": "cancelled",
+}
+Chunks = Iterator[bytes]
 
 
 # --- faults -----------------------------------------------------------------------------------
@@ -74,15 +97,18 @@ class Fault:
     ``kind``: ``"status"`` answers ``status`` (with ``headers`` and ``body``) instead of doing
     the work, or after doing it when ``after`` is set; ``"drop"`` closes the connection
     without an answer, after doing the work when ``after`` is set; ``"sleep"`` does the work,
-    then waits ``seconds`` before answering (past the client's read timeout).
+    then waits ``seconds`` before answering (past the client's read timeout); ``"cut"`` sends
+    the status line, the headers (with the full Content-Length) and the first ``at_byte``
+    bytes of the body, then closes the connection.
     """
 
-    kind: Literal["status", "drop", "sleep"] = "status"
+    kind: Literal["status", "drop", "sleep", "cut"] = "status"
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     after: bool = False
     seconds: float = 0.0
+    at_byte: int = 0
 
     @classmethod
     def http(
@@ -123,6 +149,11 @@ class Fault:
     @classmethod
     def slow(cls, seconds: float) -> Fault:
         return cls("sleep", seconds=seconds)
+
+    @classmethod
+    def cut(cls, at_byte: int) -> Fault:
+        """The answer starts well and the connection drops after ``at_byte`` bytes of body."""
+        return cls("cut", at_byte=at_byte)
 
 
 class Faults:
@@ -166,6 +197,16 @@ class StoredFile:
     sha256: str
     created_at: int
     content: bytes | None  # None when too large to keep
+    #: Makes the content as it is sent, for files too large to hold (:meth:`State.store_generated`).
+    generate: Callable[[], Chunks] | None = None
+
+    def chunks(self) -> Chunks | None:
+        """The content, piece by piece; ``None`` when it was too large to keep."""
+        if self.generate is not None:
+            return self.generate()
+        if self.content is not None:
+            return iter((self.content,))
+        return None
 
 
 @dataclass
@@ -193,6 +234,16 @@ class State:
         #: How a cancel of a finished batch is answered: ``None`` returns the batch as it is
         #: (orq); 400 refuses as OpenAI does, 409 as llama-stack does.
         self.cancel_finished: int | None = None
+        #: How ``/v2/files/{id}/content`` answers: ``{"download_url"}`` (orq) or the bytes
+        #: themselves (OpenAI, llama-stack).
+        self.file_content: Literal["download_url", "bytes"] = "download_url"
+        #: How each request ends when its batch does, by custom_id; the others take the
+        #: status's default (``succeeded`` for completed, ``expired``, ``cancelled``).
+        self.outcomes: dict[str, Outcome] = {}
+        #: The order of the result lines: the input's, reversed, or shuffled (seeded).
+        self.result_order: Literal["input", "reversed", "shuffled"] = "input"
+        #: When nothing failed: no error file (OpenAI), or an empty one (llama-stack).
+        self.empty_error_file = False
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, dict[str, Any]] = {}  # insertion order = creation order
         self._retrieves: dict[str, int] = {}
@@ -250,33 +301,99 @@ class State:
             batch = self.batches.get(batch_id)
             if batch is None:
                 return None
-            if batch["status"] in self.progression and batch["status"] != "cancelling":
+            if batch["status"] in TERMINAL:  # an ended batch stays as it ended
+                pass
+            elif batch["status"] in self.progression and batch["status"] != "cancelling":
                 self._retrieves[batch_id] += 1
                 step = min(
                     self._retrieves[batch_id] // self.steps_per_status, len(self.progression) - 1
                 )
                 new_status = self.progression[step]
                 if new_status != batch["status"]:
-                    batch["status"] = new_status
-                    if new_status == "completed":
-                        self._complete(batch)
+                    if new_status in TERMINAL:
+                        self._end(batch, new_status)
+                    else:
+                        batch["status"] = new_status
             elif batch["status"] == "cancelling":
-                batch["status"] = "cancelled"
+                self._end(batch, "cancelled")
             return dict(batch)
 
-    def _complete(self, batch: dict[str, Any]) -> None:
+    def end_batch(
+        self,
+        batch_id: str,
+        status: str = "completed",
+        outcomes: dict[str, Outcome] | None = None,
+    ) -> dict[str, Any]:
+        """End a batch now, with result files written from ``outcomes`` (added to
+        :attr:`outcomes`) and :attr:`result_order`; ``failed`` ends it with no files."""
+        with self.lock:
+            self.outcomes.update(outcomes or {})
+            batch = self.batches[batch_id]
+            self._end(batch, status)
+            return dict(batch)
+
+    def set_result_files(
+        self, batch_id: str, output: bytes | None, errors: bytes | None
+    ) -> dict[str, Any]:
+        """Give a batch these result files, byte for byte (``None``: no such file)."""
+        with self.lock:
+            batch = self.batches[batch_id]
+            for key, content, name in (
+                ("output_file_id", output, "output"),
+                ("error_file_id", errors, "errors"),
+            ):
+                stored = (
+                    None
+                    if content is None
+                    else self.store_file(f"{name}.jsonl", "batch_output", content)
+                )
+                batch[key] = stored.id if stored else None
+            return dict(batch)
+
+    def _end(self, batch: dict[str, Any], status: str) -> None:
+        batch["status"] = status
+        batch[f"{status}_at"] = int(time.time())
+        if status not in _DEFAULT_OUTCOME:  # failed: refused as a whole, no files
+            return
+        default = _DEFAULT_OUTCOME[status]
+        output: list[bytes] = []
+        errors: list[bytes] = []
+        counts = {"total": 0, "completed": 0, "failed": 0}
+        for number, custom_id in self._ordered(self._custom_ids(batch)):
+            outcome = self.outcomes.get(custom_id, default)
+            counts["total"] += 1
+            if outcome == "missing":
+                continue
+            line = result_line(number, custom_id, outcome)
+            if outcome == "succeeded":
+                counts["completed"] += 1
+                output.append(line)
+            else:
+                counts["failed"] += 1
+                errors.append(line)
+        batch["request_counts"] = counts
+        self.set_result_files(
+            batch["id"],
+            b"".join(output) if output else None,
+            b"".join(errors) if errors or self.empty_error_file else None,
+        )
+
+    def _custom_ids(self, batch: dict[str, Any]) -> list[tuple[int, str]]:
         source = self.files[batch["input_file_id"]].content or b""
-        lines = []
-        for number, raw in enumerate(source.splitlines(), 1):
-            custom_id = json.loads(raw).get("custom_id") if raw.strip() else None
-            response = {"status_code": 200, "request_id": f"req_{number}", "body": {"ok": True}}
-            lines.append({"id": f"br_{number}", "custom_id": custom_id, "response": response})
-        content = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-        output = self.store_file("output.jsonl", "batch_output", content)
-        batch["output_file_id"] = output.id
-        total = batch["request_counts"]["total"]
-        batch["request_counts"] = {"total": total, "completed": total, "failed": 0}
-        batch["completed_at"] = int(time.time())
+        return [
+            (number, json.loads(raw).get("custom_id"))
+            for number, raw in enumerate(source.splitlines(), 1)
+            if raw.strip()
+        ]
+
+    def _ordered(self, items: list[tuple[int, str]]) -> list[tuple[int, str]]:
+        if self.result_order == "reversed":
+            return items[::-1]
+        if self.result_order == "shuffled":
+            shuffled = list(items)
+            random.Random(len(items)).shuffle(shuffled)
+            return shuffled
+        return items
 
     def cancel(self, batch_id: str) -> tuple[int, dict[str, Any]]:
         with self.lock:
@@ -290,6 +407,24 @@ class State:
             if not finished:
                 batch["status"] = "cancelling"
             return 200, dict(batch)
+
+    def store_generated(
+        self, filename: str, size: int, generate: Callable[[], Iterator[bytes]]
+    ) -> StoredFile:
+        """A file of ``size`` bytes that ``generate()`` makes afresh for every download."""
+        with self.lock:
+            stored = StoredFile(
+                id=self.new_id("file"),
+                filename=filename,
+                purpose="batch_output",
+                bytes=size,
+                sha256="",
+                created_at=int(time.time()),
+                content=None,
+                generate=generate,
+            )
+            self.files[stored.id] = stored
+            return stored
 
     def store_file(self, filename: str, purpose: str, content: bytes) -> StoredFile:
         with self.lock:
@@ -320,6 +455,50 @@ class State:
                 "last_id": page[-1]["id"] if page else None,
                 "has_more": start + limit < len(newest_first),
             }
+
+
+_NEVER_RAN = {
+    "expired": (
+        "batch_expired",
+        "This request could not be executed before the completion window expired.",
+    ),
+    "cancelled": ("batch_cancelled", "This request was not executed: the batch was cancelled."),
+    "failed": ("server_error", "The request failed."),
+}
+
+
+def result_line(number: int, custom_id: str, outcome: Outcome) -> bytes:
+    """One line of an output or error file, as OpenAI writes it (CONTRACT.md section 6)."""
+    line: dict[str, Any] = {"id": f"batch_req_{number}", "custom_id": custom_id}
+    if outcome == "succeeded":
+        body = {
+            "id": f"chatcmpl-{number}",
+            "object": "chat.completion",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": f"answer to {custom_id}"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+        }
+        line["response"] = {"status_code": 200, "request_id": f"req_{number}", "body": body}
+        line["error"] = None
+    elif isinstance(outcome, int):
+        kind = "server_error" if outcome >= 500 else "invalid_request_error"
+        error = {"message": f"HTTP {outcome}", "type": kind, "code": None}
+        line["response"] = {
+            "status_code": outcome,
+            "request_id": f"req_{number}",
+            "body": {"error": error},
+        }
+        line["error"] = None
+    else:
+        code, message = _NEVER_RAN[outcome]
+        line["response"] = None
+        line["error"] = {"code": code, "message": message}
+    return json.dumps(line).encode() + b"\n"
 
 
 def _router_error(code: str, message: str, param: str | None = None) -> dict[str, Any]:
@@ -496,6 +675,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.seconds)
             with contextlib.suppress(OSError):
                 self._send_json(status, body, headers)
+        elif fault.kind == "cut":
+            self._send_json(status, body, headers, cut_at=fault.at_byte)
         else:
             self._send_json(fault.status, fault.body, fault.headers)
 
@@ -509,6 +690,9 @@ class _Handler(BaseHTTPRequestHandler):
         match = re.fullmatch(r"/presigned/([^/]+)", path)
         if match and method == "GET":
             return "download", [match.group(1)]
+        match = re.fullmatch(r"/v3/router/batches/([^/]+)/results", path)
+        if match and method == "GET":
+            return "results", [match.group(1)]
         for prefix in _BATCH_PREFIXES:
             if path == prefix:
                 return ("create" if method == "POST" else "list"), []
@@ -634,6 +818,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         if args[0] not in fake.state.files:
             return 404, _file_error("not_found", f"File {args[0]} not found"), {}
+        if fake.state.file_content == "bytes":
+            return self._file(fake.state.files[args[0]])
         signature = hashlib.sha256((args[0] + fake.signing_key).encode()).hexdigest()[:16]
         url = f"{fake.url}/presigned/{args[0]}?X-Amz-Signature={signature}&X-Amz-Expires=3600"
         return 200, {"download_url": url}, {}
@@ -655,9 +841,38 @@ class _Handler(BaseHTTPRequestHandler):
         if parse_qs(query).get("X-Amz-Signature", [""])[0] != expected:
             return 403, "<Error><Code>SignatureDoesNotMatch</Code></Error>", {}
         stored = fake.state.files.get(args[0])
-        if stored is None or stored.content is None:
+        if stored is None or stored.chunks() is None:
             return 404, "<Error><Code>NoSuchKey</Code></Error>", {}
-        return 200, stored.content, {"Content-Type": "application/octet-stream"}
+        return self._file(stored)
+
+    def _do_results(
+        self, args: list[str], query: str, length: int
+    ) -> tuple[int, Any, dict[str, str]]:
+        """The router's results: the output file, or with any parameter ``=errors`` the error
+        file (orq documents the values, not, as far as we found, the parameter's name)."""
+        self._drain(length)
+        state = self.server.fake.state
+        with state.lock:
+            batch = state.batches.get(args[0])
+            if batch is None:
+                return 404, _router_error("not_found", f"No batch found with id '{args[0]}'"), {}
+            if batch["status"] not in TERMINAL:
+                message = f"Batch {args[0]} is {batch['status']}: its results are not ready."
+                return 409, _router_error("batch_not_finished", message), {}
+            errors = any("errors" in values for values in parse_qs(query).values())
+            file_id = batch["error_file_id" if errors else "output_file_id"]
+            stored = state.files.get(file_id) if file_id else None
+        if stored is None:
+            which = "error" if errors else "output"
+            return 404, _router_error("not_found", f"Batch {args[0]} has no {which} file"), {}
+        name = f"{args[0]}_{'errors' if errors else 'output'}.jsonl"
+        return self._file(stored, {"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @staticmethod
+    def _file(
+        stored: StoredFile, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, dict[str, str]]:
+        return 200, stored, {"Content-Type": "application/octet-stream", **(headers or {})}
 
     # --- I/O ---
 
@@ -680,8 +895,20 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        *,
+        cut_at: int | None = None,
+    ) -> None:
+        """Answer; a :class:`StoredFile` body is sent chunk by chunk.  With ``cut_at``, the
+        connection drops after that many bytes of the body."""
         headers = dict(headers or {})
+        if isinstance(body, StoredFile):
+            self._send_file(status, body, headers, cut_at)
+            return
         if isinstance(body, bytes):
             payload = body
         elif isinstance(body, str):
@@ -690,15 +917,37 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             payload = json.dumps(body if body is not None else {}).encode()
             headers.setdefault("Content-Type", "application/json")
+        self._start(status, headers, len(payload))
+        if cut_at is not None:
+            self.wfile.write(payload[:cut_at])
+            self._drop()
+            return
+        self.wfile.write(payload)
+        self.wfile.flush()
+
+    def _send_file(
+        self, status: int, stored: StoredFile, headers: dict[str, str], cut_at: int | None
+    ) -> None:
+        self._start(status, headers, stored.bytes)
+        budget = stored.bytes if cut_at is None else cut_at
+        with contextlib.suppress(OSError):  # a client that hangs up mid-file is no error here
+            for chunk in stored.chunks() or ():
+                self.wfile.write(chunk[:budget])
+                budget -= min(budget, len(chunk))
+                if not budget:
+                    break
+            self.wfile.flush()
+        if cut_at is not None:
+            self._drop()
+
+    def _start(self, status: int, headers: dict[str, str], length: int) -> None:
         self.send_response(
             status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         )
         for key, value in headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
-        self.wfile.write(payload)
-        self.wfile.flush()
 
 
 class _Server(ThreadingHTTPServer):
