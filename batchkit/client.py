@@ -10,20 +10,24 @@ at most one batch whatever the network does.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urljoin
+from typing import Any, BinaryIO, Literal
 
 import orjson
 import requests
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
+from batchkit.atomic import atomic_writer
 from batchkit.errors import (
     ApiError,
     BatchkitError,
@@ -54,7 +58,9 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Batch",
     "BatchError",
+    "BatchNotFinishedError",
     "Client",
+    "DownloadedResults",
     "FileObject",
     "RequestCounts",
     "display_url",
@@ -448,18 +454,77 @@ class Client(HttpClient):
         return self._batch(response)
 
     def file_content(self, file_id: str) -> bytes:
-        """A file's bytes: OpenAI sends them; orq sends ``{"download_url"}`` to fetch them from.
+        """A (small) file's bytes in memory; :meth:`download_file` saves a large one to disk."""
+        kept = [io.BytesIO()]
 
-        The download URL is presigned: it is fetched with a separate session that has no
-        Authorization header, both because the key must not go to a storage host and because
-        such hosts refuse requests that carry two kinds of credentials.
+        def fresh() -> AbstractContextManager[BinaryIO]:
+            kept[0] = io.BytesIO()  # a retry starts again from nothing
+            return contextlib.nullcontext(kept[0])
+
+        self._download(self._file_content_url(file_id), fresh)
+        return kept[0].getvalue()
+
+    def download_file(
+        self,
+        file_id: str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> int:
+        """Save a file's content to ``dest``; return the bytes written.
+
+        Streamed (memory holds one 1 MiB chunk, whatever the file's size) and atomic: ``dest``
+        appears whole or not at all, and a body cut off midway is fetched again from the start.
+        OpenAI answers the bytes; orq answers ``{"download_url"}``, a presigned URL that is
+        fetched with a separate session that has no Authorization header, both because the key
+        must not go to a storage host and because such hosts refuse requests that carry two
+        kinds of credentials.  ``progress(written, total)`` follows each attempt from 0;
+        ``total`` is ``None`` when the server does not say.
         """
-        response = self._send("GET", self._url(self.profile.files_path, file_id, "content"))
-        download_url = self._download_url(response)
-        if download_url is None:
-            return response.content
-        target = urljoin(self.base_url + "/", download_url)
-        return self._send("GET", target, session=self._plain_session, auth=False).content
+        if not file_id:
+            raise UsageError("no file id given: the batch has no such file")
+        return self._download(
+            self._file_content_url(file_id), lambda: atomic_writer(dest), progress=progress
+        )
+
+    def download_results(
+        self,
+        batch: Batch | str,
+        directory: str | os.PathLike[str],
+        *,
+        progress: Callable[[str, int, int | None], None] | None = None,
+    ) -> DownloadedResults:
+        """Save a finished batch's output and error files in ``directory``, as the server
+        gave them: ``{batch_id}_output.jsonl`` and ``{batch_id}_errors.jsonl``.
+
+        ``batch`` is a batch as retrieved, or its id (then it is retrieved first).  A file the
+        batch does not have (a null or empty file id: every request failed, or none did) is
+        not written, and its path in the answer is ``None``.  Where the profile has a results
+        route (``orq-router``), the files come from it; otherwise by their file ids.  Each
+        file is written as :meth:`download_file` writes one; ``progress(kind, written,
+        total)`` names the file, ``"output"`` or ``"errors"``.
+
+        Raises :class:`BatchNotFinishedError` (a UsageError, exit 2) for a batch that has not
+        ended: its files are not there yet.
+        """
+        if isinstance(batch, str):
+            batch = self.retrieve_batch(batch)
+        if not batch.is_terminal:
+            raise BatchNotFinishedError(batch)
+        folder = Path(directory)
+        saved: dict[ResultKind, Path | None] = {}
+        files: tuple[tuple[ResultKind, str | None], ...] = (
+            ("output", batch.output_file_id),
+            ("errors", batch.error_file_id),
+        )
+        for kind, file_id in files:
+            if not file_id:
+                saved[kind] = None
+                continue
+            dest = folder / f"{_file_safe(batch.id)}_{kind}.jsonl"
+            self._download_result(batch.id, kind, file_id, dest, _tagged(progress, kind))
+            saved[kind] = dest
+        return DownloadedResults(batch=batch, output=saved["output"], errors=saved["errors"])
 
     # --- helpers of the operations --------------------------------------------------------
 
@@ -497,14 +562,64 @@ class Client(HttpClient):
     def _batch(self, response: requests.Response) -> Batch:
         return Batch.from_json(self._json(response))
 
-    @staticmethod
-    def _download_url(response: requests.Response) -> str | None:
-        if "json" not in response.headers.get("Content-Type", ""):
-            return None
-        try:
-            document = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            return None
-        if isinstance(document, dict) and isinstance(document.get("download_url"), str):
-            return str(document["download_url"])
+    def _file_content_url(self, file_id: str) -> str:
+        return self._url(self.profile.files_path, file_id, "content")
+
+    def _download_result(
+        self,
+        batch_id: str,
+        kind: ResultKind,
+        file_id: str,
+        dest: Path,
+        progress: Callable[[int, int | None], None] | None,
+    ) -> int:
+        """One result file, by the profile's route: its file id, or the batch's results."""
+        route = self.profile.results_path
+        if route is None:
+            return self.download_file(file_id, dest, progress=progress)
+        url = self._url(self.profile.batches_path, batch_id) + route
+        params = {self.profile.results_errors_param: "errors"} if kind == "errors" else None
+        return self._download(url, lambda: atomic_writer(dest), params=params, progress=progress)
+
+
+ResultKind = Literal["output", "errors"]
+
+
+@dataclass(frozen=True)
+class DownloadedResults:
+    """Where :meth:`Client.download_results` saved a batch's files; ``None``: no such file."""
+
+    batch: Batch
+    output: Path | None
+    errors: Path | None
+
+
+class BatchNotFinishedError(UsageError):
+    """The batch has not ended, so its result files do not exist yet (exit 2).
+
+    ``batch`` is the batch as last seen, so that the caller can show its status or wait.
+    """
+
+    def __init__(self, batch: Batch) -> None:
+        counts = batch.request_counts
+        super().__init__(
+            f"batch {batch.id} has not finished: it is {batch.status} "
+            f"({counts.completed + counts.failed:,}/{counts.total:,} requests), so its results "
+            f"are not ready; wait until it ends (batchkit wait {batch.id}) and try again"
+        )
+        self.batch = batch
+
+
+def _file_safe(name: str) -> str:
+    """``name`` as a file name: a server's id must not reach outside the chosen directory."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return "_" + safe if safe.startswith(".") else safe
+
+
+def _tagged(
+    progress: Callable[[str, int, int | None], None] | None, kind: str
+) -> Callable[[int, int | None], None] | None:
+    """A one-file progress callback that reports to ``progress`` which file it is."""
+    if progress is None:
         return None
+    return lambda written, total: progress(kind, written, total)

@@ -20,17 +20,20 @@ Why it is built the way it is (DESIGN.md "Never lose or leak", CONTRACT.md secti
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import ipaddress
+import itertools
 import logging
 import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from typing import Any, BinaryIO, Literal, TypeVar
+from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 import orjson
 import requests
@@ -54,6 +57,7 @@ __all__ = [
     "LargeChunks",
     "MaybeDelivered",
     "RetryMode",
+    "SinkFactory",
     "as_str",
     "display_url",
     "parse_retry_after",
@@ -80,6 +84,10 @@ _UNMISTAKABLE_SECRET = 8
 _USERINFO = re.compile(r"(?<=://)[^/?#@\s]+@")
 #: Upload chunk: big enough to make the encoder's per-read cost vanish, small next to 64 MB.
 _UPLOAD_CHUNK = 1024 * 1024
+#: Download chunk: the most a download holds in memory at once.
+_DOWNLOAD_CHUNK = 1024 * 1024
+#: A JSON content answer longer than this is a file, not a ``{"download_url"}`` pointer.
+_POINTER_MAX = 64 * 1024
 
 _Self = TypeVar("_Self", bound="HttpClient")
 
@@ -233,6 +241,8 @@ def _describe(exc: requests.RequestException, read_timeout: float) -> str:
         return errno.group(1).strip()
     if "RemoteDisconnected" in text or "Connection aborted" in text or "reset" in text.lower():
         return "the server closed the connection without answering"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke off before the whole answer had arrived"
     return type(exc).__name__
 
 
@@ -294,6 +304,78 @@ class LargeChunks:
 
 RetryMode = Literal["always", "unsent_only"]
 BodyFactory = Callable[[], tuple[Any, dict[str, str]]]
+#: Opens where one attempt of a download writes: called again for every attempt.
+SinkFactory = Callable[[], AbstractContextManager[BinaryIO]]
+
+
+def _is_transient(exc: requests.RequestException) -> bool:
+    """A network failure that another attempt may not meet (a TLS error would be met again)."""
+    transient = (
+        requests.ConnectionError,
+        requests.Timeout,
+        requests.exceptions.ChunkedEncodingError,
+    )
+    return isinstance(exc, transient) and not isinstance(exc, requests.exceptions.SSLError)
+
+
+def _peek_pointer(response: requests.Response, chunks: Iterator[bytes]) -> tuple[bytes, str | None]:
+    """The first bytes of a file's content answer, and its ``download_url`` if it is one.
+
+    orq answers a small JSON document pointing at the file; OpenAI answers the file.  Only a
+    JSON answer that ends within :data:`_POINTER_MAX` bytes is read whole and looked into;
+    whatever was read is returned, to be written before the rest.
+    """
+    if "json" not in response.headers.get("Content-Type", "").lower():
+        return b"", None
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if len(head) > _POINTER_MAX:
+            return head, None
+    try:
+        document = orjson.loads(head)
+    except orjson.JSONDecodeError:
+        return head, None
+    link = document.get("download_url") if isinstance(document, dict) else None
+    return head, link if isinstance(link, str) and link else None
+
+
+def _save(
+    response: requests.Response,
+    head: bytes,
+    chunks: Iterator[bytes],
+    open_sink: SinkFactory,
+    progress: Callable[[int, int | None], None] | None,
+) -> int:
+    """Write ``head`` and the rest of the body to a fresh sink; report ``(written, total)``."""
+    length = response.headers.get("Content-Length", "")
+    encoded = response.headers.get("Content-Encoding", "identity") != "identity"
+    total = int(length) if length.isdigit() and not encoded else None
+    written = 0
+    try:
+        with open_sink() as sink:
+            try:
+                for chunk in itertools.chain((head,), chunks):
+                    sink.write(chunk)
+                    written += len(chunk)
+                    if progress is not None and chunk:
+                        progress(written, total)
+            except requests.RequestException as broken:
+                # requests' errors are OSErrors: the sink must not take them for its own
+                # "cannot write" failures, nor keep what was written.
+                raise _BrokenBody(broken) from broken
+    except _BrokenBody as failure:
+        raise failure.cause from None
+    return written
+
+
+class _BrokenBody(Exception):
+    """Carries a network failure out of a sink that handles OSErrors (requests' are)."""
+
+    def __init__(self, cause: requests.RequestException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
 
 # --- the transport ----------------------------------------------------------------------------
 
@@ -412,11 +494,13 @@ class HttpClient:
         budget: Budget | None = None,
         session: requests.Session | None = None,
         auth: bool = True,
+        stream: bool = False,
     ) -> requests.Response:
         """Send with retries and return a 2xx answer, or raise the typed error.
 
         With ``retry="unsent_only"`` only failures that prove the server did nothing are
         retried here; the others raise :class:`MaybeDelivered` for the caller to resolve.
+        With ``stream`` the answer's body is left unread, for the caller to read and close.
         """
         budget = budget or self._new_budget()
         session = session or self.session
@@ -435,19 +519,12 @@ class HttpClient:
                     data=data,
                     headers=request_headers,
                     timeout=self.timeout,
+                    stream=stream,
                 )
             except requests.RequestException as exc:
                 error = self._network_error(method, url, exc)
                 logger.debug("%s %s failed: %s", method, display_url(url), error)
-                retryable = isinstance(
-                    exc,
-                    (
-                        requests.ConnectionError,
-                        requests.Timeout,
-                        requests.exceptions.ChunkedEncodingError,
-                    ),
-                ) and not isinstance(exc, requests.exceptions.SSLError)
-                if not retryable:
+                if not _is_transient(exc):
                     raise error from None
                 if retry == "unsent_only" and not _never_reached(exc):
                     raise MaybeDelivered(error, None) from None
@@ -487,6 +564,51 @@ class HttpClient:
             raise _with_suffix(error, why) from None
         logger.info("%s; retrying in %.2f s (attempt %d)", error, delay, budget.attempts + 1)
         self._sleep(delay)
+
+    def _download(
+        self,
+        url: str,
+        open_sink: SinkFactory,
+        *,
+        params: dict[str, str] | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> int:
+        """GET ``url``'s body into a sink, streamed; return the bytes written.
+
+        A GET is safe to repeat, so a body cut off midway is fetched again from the start,
+        into a new sink (``open_sink`` is called per attempt: for a file, a new temporary
+        file), within the same budget as the other failures.  An answer that is orq's
+        ``{"download_url": ...}`` pointer is followed, without the Authorization header (see
+        :meth:`_follow`); a retry then starts from the presigned URL, which stays valid for
+        an hour.  Memory holds one chunk, whatever the size of the file.
+        """
+        budget = self._new_budget()
+        hop: tuple[str, dict[str, str] | None, bool] = (url, params, True)
+        while True:
+            source, query, authorized = hop
+            response = self._send(
+                "GET",
+                source,
+                params=query,
+                budget=budget,
+                session=self.session if authorized else self._plain_session,
+                auth=authorized,
+                stream=True,
+            )
+            with contextlib.closing(response):
+                try:
+                    chunks = response.iter_content(_DOWNLOAD_CHUNK)
+                    head, link = _peek_pointer(response, chunks) if authorized else (b"", None)
+                    if link is not None:
+                        hop = (urljoin(self.base_url + "/", link), None, False)
+                        continue
+                    return _save(response, head, chunks, open_sink, progress)
+                except requests.RequestException as exc:
+                    error = self._network_error("GET", source, exc)
+                    if not _is_transient(exc):
+                        raise error from None
+                    logger.debug("GET %s broke off: %s", display_url(source), error)
+            self._pause_or_give_up(budget, self._backoff(budget.attempts), error)
 
     def _json(self, response: requests.Response) -> Any:
         try:

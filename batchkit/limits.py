@@ -57,6 +57,15 @@ class Profile:
     batches_path: str
     api_key_env: str
     description: str
+    #: Where a finished batch's result files come from.  ``None``: by the batch's
+    #: ``output_file_id`` and ``error_file_id``, from ``{files_path}/{id}/content``.  A path:
+    #: from ``{batches_path}/{batch_id}{results_path}``, the output file as it is, the error
+    #: file with the query parameter ``{results_errors_param}=errors``.
+    results_path: str | None = None
+    #: The name of the query parameter whose value ``errors`` selects the error file on
+    #: ``results_path``.  orq's reference documents the values (``output``, ``errors``), but
+    #: we did not find the name: ``type`` is a guess, UNCONFIRMED; correct it here.
+    results_errors_param: str = "type"
 
 
 PROFILES: dict[str, Profile] = {
@@ -79,6 +88,7 @@ PROFILES: dict[str, Profile] = {
             batches_path="/v3/router/batches",
             api_key_env="ORQ_API_KEY",
             description="orq.ai's newer router batch API",
+            results_path="/results",
         ),
         Profile(
             name="openai",
