@@ -25,19 +25,11 @@ from tests.helpers import CHAT, jsonl, request
 from tests.servers.cli import clean_env, explain, run_batchkit
 from tests.servers.fake_orq import FakeOrq, Fault, StoredFile
 from tests.servers.llmock_prism import LlmockServer
+from tests.test_client import SECRET, FakeSleep, make_client
 
-SECRET = "sk-orq-d0wnl0ad-S3CRET-4b1e"
 MIB = 1024 * 1024
 #: Each generated line is this long, so a file's size is a multiple of it.
 LINE = 1024
-
-
-class FakeSleep:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture
@@ -49,18 +41,6 @@ def fake(fake_orq: FakeOrq) -> FakeOrq:
 @pytest.fixture
 def sleeper() -> FakeSleep:
     return FakeSleep()
-
-
-def make_client(fake: FakeOrq, sleeper: FakeSleep, profile: str = "orq", **extra: Any) -> Client:
-    return Client(
-        profile,
-        base_url=fake.url,
-        api_key=SECRET,
-        connect_timeout=2.0,
-        read_timeout=10.0,
-        sleep=sleeper,
-        **extra,
-    )
 
 
 @pytest.fixture
