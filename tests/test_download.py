@@ -24,8 +24,10 @@ from batchkit.errors import ApiError, NetworkError, UsageError
 from tests.helpers import CHAT, jsonl, request
 from tests.servers.cli import clean_env, explain, run_batchkit
 from tests.servers.fake_orq import FakeOrq, Fault, StoredFile
+from tests.servers.llama_stack import FAILING_MODEL, MODEL, LlamaStackServer
 from tests.servers.llmock_prism import LlmockServer
 from tests.test_client import SECRET, FakeSleep, make_client
+from tests.test_llama_stack import run_batch
 
 MIB = 1024 * 1024
 #: Each generated line is this long, so a file's size is a multiple of it.
@@ -421,6 +423,24 @@ def test_results_from_llmock(llmock_server: LlmockServer, tmp_path: Path) -> Non
     assert saved.output.read_bytes() == again
     if saved.errors is not None:
         assert saved.errors.read_bytes() == b""
+
+
+@pytest.mark.llmock
+@pytest.mark.llama_stack
+def test_results_from_llama_stack(llama_stack_server: LlamaStackServer, tmp_path: Path) -> None:
+    """A real, independent Batch API: its error file always exists (empty when nothing
+    failed), and when every request fails upstream its output file is there but empty."""
+    fine = run_batch(llama_stack_server, tmp_path, model=MODEL, count=3)
+    failing = run_batch(llama_stack_server, tmp_path, model=FAILING_MODEL, count=3)
+    with Client("openai", base_url=llama_stack_server.openai_base_url, api_key="k") as client:
+        completed = client.download_results(fine.batch, tmp_path / "ok")
+        failed = client.download_results(failing.batch.id, tmp_path / "failed")
+
+    assert completed.output is not None and sorted(custom_ids(completed.output)) == fine.custom_ids
+    assert completed.errors is not None and completed.errors.read_bytes() == b""
+    assert failed.output is None or failed.output.read_bytes() == b""
+    assert failed.errors is not None
+    assert sorted(custom_ids(failed.errors)) == failing.custom_ids
 
 
 # --- batchkit download ------------------------------------------------------------------------
