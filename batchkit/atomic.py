@@ -40,6 +40,8 @@ def atomic_writer(target: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         os.replace(temp, path)
     except OSError as error:
         _remove(temp)
+        if error.errno is None:  # not the disk's: a network error (requests') while copying
+            raise
         raise BatchkitError(f"cannot write {path}: {error.strerror or error}") from None
     except BaseException:
         _remove(temp)

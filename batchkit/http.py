@@ -352,29 +352,15 @@ def _save(
     encoded = response.headers.get("Content-Encoding", "identity") != "identity"
     total = int(length) if length.isdigit() and not encoded else None
     written = 0
-    try:
-        with open_sink() as sink:
-            try:
-                for chunk in itertools.chain((head,), chunks):
-                    sink.write(chunk)
-                    written += len(chunk)
-                    if progress is not None and chunk:
-                        progress(written, total)
-            except requests.RequestException as broken:
-                # requests' errors are OSErrors: the sink must not take them for its own
-                # "cannot write" failures, nor keep what was written.
-                raise _BrokenBody(broken) from broken
-    except _BrokenBody as failure:
-        raise failure.cause from None
+    # A network error while copying (requests' are OSErrors without an errno) passes through
+    # the sink as it is: the sink removes what was written and leaves the retry to the caller.
+    with open_sink() as sink:
+        for chunk in itertools.chain((head,), chunks):
+            sink.write(chunk)
+            written += len(chunk)
+            if progress is not None and chunk:
+                progress(written, total)
     return written
-
-
-class _BrokenBody(Exception):
-    """Carries a network failure out of a sink that handles OSErrors (requests' are)."""
-
-    def __init__(self, cause: requests.RequestException) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
 
 
 # --- the transport ----------------------------------------------------------------------------
