@@ -24,7 +24,7 @@ def test_a_disk_error_is_a_batchkit_error_and_the_old_file_stays(tmp_path: Path)
     target = tmp_path / "out.jsonl"
     target.write_bytes(b"old\n")
     with (
-        pytest.raises(BatchkitError, match="cannot write .*No space left"),
+        pytest.raises(BatchkitError, match=r"cannot write .*No space left"),
         atomic_writer(target) as out,
     ):
         out.write(b"partial")
