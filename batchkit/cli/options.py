@@ -84,3 +84,33 @@ endpoint_option = click.option(
     type=click.Choice(list(ENDPOINTS)),
     help="The batch endpoint (default: the first line's url).",
 )
+
+
+def results_options(func: F) -> F:
+    """The options that say what to write from the results (``results`` and ``submit``)."""
+    decorators = [
+        click.option(
+            "--retry-file",
+            type=click.Path(dir_okay=False),
+            help="Write the requests worth sending again (expired, cancelled, missing, and "
+            "failed with 408, 409, 429 or 5xx) here, byte for byte from the input.",
+        ),
+        click.option(
+            "--retry-all",
+            is_flag=True,
+            help="The retry file also gets the other failures (4xx answers usually fail again).",
+        ),
+        click.option(
+            "--include-request",
+            is_flag=True,
+            help="Each result also carries its request's body (taken from the input).",
+        ),
+        click.option(
+            "--keep-files",
+            type=click.Path(file_okay=False),
+            help="Also keep the server's own output and error files in this directory.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func

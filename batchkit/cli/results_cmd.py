@@ -20,6 +20,7 @@ from batchkit.cli.common import (
     handle_errors,
     quiet_option,
 )
+from batchkit.cli.options import results_options
 from batchkit.cli.submit_cmds import (
     ApiSettings,
     api_options,
@@ -33,36 +34,6 @@ from batchkit.cli.submit_cmds import (
 
 if TYPE_CHECKING:
     from batchkit.collect import CollectedResults
-
-
-def results_options(func: click.decorators.FC) -> click.decorators.FC:
-    """The options that say what to write from the results (``results`` and ``submit``)."""
-    decorators = [
-        click.option(
-            "--retry-file",
-            type=click.Path(dir_okay=False),
-            help="Write the requests worth sending again (expired, cancelled, missing, and "
-            "failed with 408, 409, 429 or 5xx) here, byte for byte from the input.",
-        ),
-        click.option(
-            "--retry-all",
-            is_flag=True,
-            help="The retry file also gets the other failures (4xx answers usually fail again).",
-        ),
-        click.option(
-            "--include-request",
-            is_flag=True,
-            help="Each result also carries its request's body (taken from the input).",
-        ),
-        click.option(
-            "--keep-files",
-            type=click.Path(file_okay=False),
-            help="Also keep the server's own output and error files in this directory.",
-        ),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
 
 
 @click.command()
@@ -149,11 +120,21 @@ def results(
 
 
 def report_collected(
-    collected: CollectedResults, output_format: str, quiet: bool, input_path: str | None
+    collected: CollectedResults,
+    output_format: str,
+    quiet: bool,
+    input_path: str | None,
+    *,
+    print_json: bool = True,
 ) -> int:
-    """Print what was collected; the exit code: 0 all succeeded, else 4."""
+    """Print what was collected; the exit code: 0 all succeeded, else 4.
+
+    With ``--format json`` the document goes to stdout, unless ``print_json`` is False (a
+    caller that puts it in a document of its own).
+    """
     if output_format == "json":
-        echo_json(collected.to_dict())
+        if print_json:
+            echo_json(collected.to_dict())
     else:
         if collected.batch.errors:
             print_batch_errors(collected.batch, input_path)

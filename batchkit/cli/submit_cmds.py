@@ -34,11 +34,17 @@ from batchkit.cli.common import (
     show_progress,
     warn,
 )
-from batchkit.cli.options import endpoint_option, limit_override_options, resolve_limits
-from batchkit.errors import InvalidInputError, WaitTimeout
+from batchkit.cli.options import (
+    endpoint_option,
+    limit_override_options,
+    resolve_limits,
+    results_options,
+)
+from batchkit.errors import InvalidInputError, UsageError, WaitTimeout
 
 if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
     from batchkit.client import Batch, Client
+    from batchkit.collect import CollectedResults
     from batchkit.submit import SubmitResult
     from batchkit.validate import FileReport
 
@@ -517,6 +523,15 @@ interval_option = click.option(
 @click.option("--force", is_flag=True, help="Submit even if a batch with this file exists.")
 @click.option("--dry-run", is_flag=True, help="Validate and show what would be sent; send nothing.")
 @click.option("--wait", "wait_done", is_flag=True, help="Then wait until the batch ends.")
+@click.option(
+    "-o",
+    "--output",
+    "results_path",
+    type=click.Path(dir_okay=False),
+    help="With --wait: then write the results, as `batchkit results --input FILE -o` does "
+    "(NAME.jsonl or NAME.csv).",
+)
+@results_options
 @timeout_option
 @interval_option
 @limit_override_options
@@ -532,6 +547,11 @@ def submit(
     force: bool,
     dry_run: bool,
     wait_done: bool,
+    results_path: str | None,
+    retry_file: str | None,
+    retry_all: bool,
+    include_request: bool,
+    keep_files: str | None,
     timeout: float | None,
     interval: float,
     max_requests: int | None,
@@ -545,11 +565,20 @@ def submit(
     Re-running with the same file reports the batch already made from it (same sha256)
     instead of creating another, unless --force.  Exit 0 on success, 1 if the file is
     invalid (nothing is sent), 2 on a usage error, 3 if the API or network fails, 4 if
-    --wait sees the batch fail, expire or be cancelled, 5 if --timeout ends the wait.
+    --wait sees the batch fail, expire or be cancelled (or, with -o, any request not
+    succeed), 5 if --timeout ends the wait.
     """
+    from batchkit.collect import check_collect_options
     from batchkit.submit import HASH_KEY, has_room_for_sha256
     from batchkit.submit import submit as submit_file
 
+    collect = _results_request(
+        results_path, retry_file, retry_all, include_request, keep_files, wait_done, dry_run
+    )
+    if collect is not None:
+        check_collect_options(
+            collect.path, input=path, retry_file=retry_file, include_request=include_request
+        )
     metadata = metadata_pairs
     if not has_room_for_sha256(metadata):
         warn(
@@ -585,6 +614,7 @@ def submit(
         if output_format == "text" and not quiet:
             _print_submitted(result, path, client)
         batch, timeout_error, code = result.batch, None, EXIT_OK
+        collected: CollectedResults | None = None
         try:
             if wait_done and batch is not None and not result.dry_run:
                 batch, timeout_error = wait_or_time_out(
@@ -598,13 +628,71 @@ def submit(
                 )
                 if batch is not None and timeout_error is None:
                     code = finish_waited(batch, output_format, quiet, path)
+                    if collect is not None:
+                        collected, code = collect.run(client, batch, path, output_format, quiet)
             if output_format == "json":
-                echo_json(_submit_document(result, batch, waited=wait_done and not dry_run))
+                document = _submit_document(result, batch, waited=wait_done and not dry_run)
+                if collected is not None:
+                    document["results"] = collected.to_dict()
+                echo_json(document)
         finally:  # the batch exists, whatever happened while waiting for it
             _write_submit_outputs(result, batch)
     if timeout_error is not None and result.batch is not None:
         timed_out(timeout_error, result.batch.id)
     raise SystemExit(code)
+
+
+@dataclass(frozen=True)
+class _ResultsRequest:
+    """``submit --wait -o``: what to write once the batch has ended."""
+
+    path: str
+    retry_file: str | None
+    retry_all: bool
+    include_request: bool
+    keep_files: str | None
+
+    def run(
+        self, client: Client, batch: Batch, input_path: str, output_format: str, quiet: bool
+    ) -> tuple[CollectedResults, int]:
+        """Collect the results; the exit code as ``batchkit results`` gives it."""
+        from batchkit.cli.results_cmd import report_collected
+        from batchkit.collect import collect_results
+
+        collected = collect_results(
+            client,
+            batch,
+            self.path,
+            input=input_path,
+            retry_file=self.retry_file,
+            retry_all=self.retry_all,
+            include_request=self.include_request,
+            keep_dir=self.keep_files,
+        )
+        code = report_collected(collected, output_format, quiet, input_path, print_json=False)
+        return collected, code
+
+
+def _results_request(
+    results_path: str | None,
+    retry_file: str | None,
+    retry_all: bool,
+    include_request: bool,
+    keep_files: str | None,
+    wait_done: bool,
+    dry_run: bool,
+) -> _ResultsRequest | None:
+    """The results to write after the wait, or ``None``; options that need -o refuse without."""
+    if results_path is None:
+        if retry_file or retry_all or include_request or keep_files:
+            raise UsageError(
+                "--retry-file, --retry-all, --include-request and --keep-files go with -o "
+                "(the results file)"
+            )
+        return None
+    if dry_run or not wait_done:
+        raise UsageError("-o writes the batch's results once it ends: it needs --wait")
+    return _ResultsRequest(results_path, retry_file, retry_all, include_request, keep_files)
 
 
 def _write_submit_outputs(result: SubmitResult, batch: Batch | None) -> None:
