@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from batchkit.errors import UsageError
+
 
 def count_embedding_inputs(body: dict[str, Any]) -> int:
     """How many inputs one embeddings request holds (CONTRACT.md section 1).
@@ -87,3 +89,20 @@ def missing_v1(url: str, endpoint: str) -> bool:
 
 def get_endpoint(url: str) -> Endpoint | None:
     return ENDPOINTS.get(url)
+
+
+def named_endpoint(url: Any) -> Endpoint | None:
+    """The endpoint a line's url names, or plainly means (a missing ``/v1``, a typo)."""
+    if not isinstance(url, str):
+        return None
+    return ENDPOINTS.get(url) or get_endpoint(suggest_endpoint(url) or "")
+
+
+def require_endpoint(url: str) -> Endpoint:
+    """The endpoint ``url`` names; an unknown one is a UsageError that suggests the right one."""
+    endpoint = ENDPOINTS.get(url)
+    if endpoint is None:
+        hint = suggest_endpoint(url)
+        extra = f" (did you mean {hint}?)" if hint else ""
+        raise UsageError(f"unknown endpoint {url!r}{extra}: choose one of {', '.join(ENDPOINTS)}")
+    return endpoint

@@ -31,9 +31,11 @@ from batchkit import linechecks
 from batchkit.build import LINE_KEYS, BuildResult, ProgressFunction, build_batch
 from batchkit.endpoints import ENDPOINTS, suggest_endpoint
 from batchkit.errors import UsageError
+from batchkit.issues import DEFAULT_MAX_ISSUES, Issue
 from batchkit.limits import Limits, get_profile
 from batchkit.lines import LongLine, open_binary, read_lines
-from batchkit.validate import DEFAULT_MAX_ISSUES, UTF8_BOM, Issue, Validator
+from batchkit.parse_issues import UTF8_BOM
+from batchkit.validate import Validator
 
 #: Each kind of repair, in the order reports list them, with how a report names it.
 CHANGES = {

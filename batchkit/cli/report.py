@@ -1,4 +1,4 @@
-"""Reporters: how a :class:`~batchkit.validate.FileReport` is printed.
+"""Reporters: how a :class:`~batchkit.issues.FileReport` is printed.
 
 ``text`` for people, ``json`` for programs (the stable document of the README), ``github`` for
 workflow-command annotations that mark the exact lines of a pull request.
@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from batchkit.validate import FileReport, Issue
+from batchkit.issues import FileReport, Issue
 
 #: Characters that would let text from a file act on the reader's screen or log: C0 and C1
 #: controls (a line feed starts a new log line, so a new GitHub annotation; ESC starts a
