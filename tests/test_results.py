@@ -7,14 +7,20 @@ shapes, llama-stack's (``response.body`` a JSON string, error lines with ``type`
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import batchkit.results as results_module
 from batchkit.errors import InvalidInputError, UsageError
+from batchkit.lines import LongLine
 from batchkit.result_files import Summary, write_retry_file
 from batchkit.results import (
     Result,
@@ -260,3 +266,32 @@ def test_summary_counts_errors_and_tokens() -> None:
     assert document["top_errors"][0] == {"error": "rate_limit", "count": 2, "example": "c"}
     assert document["usage"] == {"prompt_tokens": 12, "completion_tokens": 5}
     assert not summary.all_succeeded
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=10),
+    last_newline=st.booleans(),
+    block=st.integers(1, 16),
+    max_line=st.integers(1, 24),
+)
+def test_block_lines_are_the_lines_with_their_offsets(
+    lines: list[bytes], last_newline: bool, block: int, max_line: int
+) -> None:
+    """The index pass's reader: every line once, at its file offset, an over-long line by
+    its length, whatever the block size (a line may span many blocks)."""
+    data = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    expected: list[Any] = []
+    offset = 0
+    for line in io.BytesIO(data).readlines():
+        expected.append((line, offset) if len(line) <= max_line else LongLine(len(line)))
+        offset += len(line)
+    with (
+        patch.object(results_module, "_BLOCK", block),
+        patch.object(results_module, "MAX_LINE", max_line),
+    ):
+        got = [
+            found if isinstance(found, LongLine) else (found[0][found[1] : found[2]], found[3])
+            for found in results_module._block_lines(io.BytesIO(data))
+        ]
+    assert got == expected

@@ -8,10 +8,11 @@ several rounds, the median reported:
 
 - the bare loop: read both files (input and output) a line at a time and ``orjson.loads``
   every line;
-- the join: ``iter_results(output, errors, input)`` to the end, each result's ``to_dict``
-  taken (what ``batchkit results`` writes).
-
-Target: at most 2x the bare loop.  Then the peak RSS of a fresh process that joins the same
+- the join: ``iter_results(output, errors, input)`` to the end (target: at most 2x the bare
+  loop);
+- and, for scale, the whole of what ``batchkit results`` does after the download:
+  ``write_results`` (the join, each result written as JSONL, the summary).
+  Then the peak RSS of a fresh process that joins the same
 files (target: at most 100 MB), and of one that only imports batchkit, for scale.
 """
 
@@ -30,6 +31,7 @@ from typing import Any
 import orjson
 from peak_rss import peak_rss_mb
 
+from batchkit.result_files import write_results
 from batchkit.results import iter_results
 
 CHAT = "/v1/chat/completions"
@@ -88,11 +90,13 @@ def bare_loop(batch_input: Path, output: Path, errors: Path) -> int:
 
 
 def join(batch_input: Path, output: Path, errors: Path) -> int:
-    count = 0
-    for result in iter_results(output, errors, input=batch_input):
-        result.to_dict()
-        count += 1
-    return count
+    return sum(1 for _ in iter_results(output, errors, input=batch_input))
+
+
+def write(batch_input: Path, output: Path, errors: Path) -> int:
+    dest = output.with_name("results.jsonl")
+    summary, _ = write_results(iter_results(output, errors, input=batch_input), dest)
+    return summary.total
 
 
 def timed(func: Any, *args: Any) -> float:
@@ -121,19 +125,26 @@ def main() -> None:
         files = generate(Path(tmp), args.requests)
         sizes = ", ".join(f"{path.name} {path.stat().st_size / 2**20:.1f} MiB" for path in files)
         print(f"files: {sizes}")
-        base, ours = [], []
+        base, ours, whole = [], [], []
         for _ in range(args.rounds):
             base.append(timed(bare_loop, *files))
             ours.append(timed(join, *files))
+            whole.append(timed(write, *files))
         ratio = statistics.median(o / b for o, b in zip(ours, base, strict=True))
+        ratio_whole = statistics.median(w / b for w, b in zip(whole, base, strict=True))
         print(f"bare loop (read + orjson.loads both files): median {statistics.median(base):.3f} s")
         print(f"iter_results with the input: median {statistics.median(ours):.3f} s")
         print(f"ratio (median of per-round ratios): {ratio:.2f}x (target: at most 2x)")
+        print(
+            f"write_results (join + JSONL + summary): median {statistics.median(whole):.3f} s, "
+            f"{ratio_whole:.2f}x the bare loop"
+        )
         paths = [str(path) for path in files]
         joined = child_rss(
             "from batchkit.results import iter_results; "
-            "all(r.to_dict() is not None"
-            " for r in iter_results(sys.argv[2], sys.argv[3], input=sys.argv[1]))",
+            "from batchkit.result_files import write_results; "
+            "write_results(iter_results(sys.argv[2], sys.argv[3], input=sys.argv[1]),"
+            " sys.argv[2] + '.results.jsonl')",
             *paths,
         )
         imported = child_rss("import batchkit.results")
