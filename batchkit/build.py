@@ -10,40 +10,70 @@ Files are written to hidden temporary files in the output's directory and rename
 the whole build succeeded, so a failure (an exception, Ctrl-C, a full disk) never leaves a
 partial file under an output name.  The renames make the output atomic, not durable: there is
 no fsync.  A process killed outright (SIGKILL, a power cut) cannot clean up: the next build of
-the same output removes what it left (see :meth:`_OutputSet.remove_stale_temps`).
+the same output removes what it left (see :mod:`batchkit.outputs`).
 
 Two things make a built file safer than the letter of the limits asks:
 
 - Each file is filled only to just under the ``near_limit`` share of every limit (see
-  :func:`fill`), so that every file batchkit writes passes ``batchkit validate --strict``.
-- U+2028, U+2029 and U+0085 are written escaped (see :func:`escape_line_separators`): JSON
-  allows them raw, but a server that splits lines with a Unicode-aware splitter would cut the
-  request there.
+  :func:`~batchkit.file_limits.fill`), so that every file batchkit writes passes ``batchkit
+  validate --strict``.
+- U+2028, U+2029 and U+0085 are written escaped (see
+  :func:`~batchkit.linechecks.escape_line_separators`): JSON allows them raw, but a server
+  that splits lines with a Unicode-aware splitter would cut the request there.
+
+This module holds the build itself (:func:`build_batch`, the builder, the split into files);
+what a build reports is in :mod:`batchkit.build_result`, the files and their temporaries in
+:mod:`batchkit.outputs`, the id set in :mod:`batchkit.seen_ids`.  Every public name is
+importable from here as before.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import math
 import os
-import re
-import secrets
-import sys
-import time
-from array import array
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import orjson
 
-from batchkit import linechecks, schemas
-from batchkit.endpoints import ENDPOINTS, Endpoint, suggest_endpoint
-from batchkit.errors import BatchkitError, InvalidInputError, UsageError
+from batchkit import schemas
+from batchkit.build_result import (
+    BuildResult,
+    InvalidItem,
+    InvalidRequestError,
+    OutputFile,
+    RequestIssue,
+    describe_request,
+)
+from batchkit.endpoints import Endpoint, require_endpoint
+from batchkit.errors import InvalidInputError, UsageError
+from batchkit.file_limits import fill
+from batchkit.issues import DEFAULT_MAX_ISSUES, Issue
 from batchkit.limits import Limits, get_profile
-from batchkit.validate import DEFAULT_MAX_ISSUES, Issue, Validator
+from batchkit.linechecks import escape_line_separators
+from batchkit.outputs import STALE_TEMP_SECONDS, OutputSet, TempWriter
+from batchkit.seen_ids import SeenIds as _SeenIds
+from batchkit.validate import REQUIRED_KEYS, Validator
+
+__all__ = [
+    "LINE_KEYS",
+    "PROGRESS_EVERY",
+    "STALE_TEMP_SECONDS",
+    "BuildResult",
+    "CustomIdFunction",
+    "InvalidItem",
+    "InvalidRequestError",
+    "OnInvalid",
+    "OutputFile",
+    "ProgressFunction",
+    "RequestIssue",
+    "build_batch",
+    "default_custom_id",
+    "describe_request",
+    "escape_line_separators",
+    "fill",
+]
 
 OnInvalid = Literal["raise", "skip"]
 #: ``custom_id(index, body) -> str``: the id of an item that has none (``index`` is 0-based).
@@ -51,64 +81,12 @@ CustomIdFunction = Callable[[int, Any], str]
 #: ``progress(handled)``: the number of input items handled so far.
 ProgressFunction = Callable[[int], None]
 
-LINE_KEYS = ("custom_id", "method", "url", "body")
+#: The keys of a batch line, in the order they are written.
+LINE_KEYS = REQUIRED_KEYS
 _LINE_KEY_SET = frozenset(LINE_KEYS)
 #: How often (in items) the progress callback is called; it is also called once at the end.
 PROGRESS_EVERY = 1000
 _WRITE_BUFFER = 1 << 20
-#: A temporary of this build's naming pattern older than this, and not locked by a live build,
-#: is a leftover of a build that was killed: the next build of the same output removes it.
-#: The lock is what protects a live build's files; the age only covers the microseconds
-#: between a temporary's creation and its lock, so it is short: a build re-run right after a
-#: kill -9 cleans up (a leftover can be 200 MB).
-STALE_TEMP_SECONDS = 10
-#: Each raw line separator and its JSON escape.
-_SEPARATOR_ESCAPES = tuple(
-    (char.encode(), f"\\u{ord(char):04x}".encode()) for char in linechecks.LINE_SEPARATORS
-)
-#: Their first bytes (0xC2, 0xE2).  Most non-ASCII text (accented letters, Cyrillic, CJK,
-#: emoji) has neither, and looking for one byte is a memchr: on a 4 KB line about 20 times
-#: cheaper than looking for the three sequences.
-_SEPARATOR_LEADS = tuple(sorted({raw[:1] for raw, _ in _SEPARATOR_ESCAPES}))
-
-
-def fill(limit: int, near_limit_ratio: float) -> int:
-    """The most of a measure (requests, bytes, embedding inputs) the split puts in one file.
-
-    The largest value under ``limit * near_limit_ratio``: the validator warns (``near_limit``)
-    at or over that share, so a file filled to here passes ``validate --strict`` and keeps the
-    rest (10% by default) as headroom.  With the default limits: 44,999 requests, 180 MiB less
-    one byte, 44,999 embedding inputs.  The comparison is the validator's own, float for
-    float, so the two always agree.  Never more than ``limit`` itself (a ratio over 1 turns
-    the warning off, not the limit).
-    """
-    return min(limit, math.ceil(limit * near_limit_ratio) - 1)
-
-
-def escape_line_separators(line: bytes) -> bytes:
-    """``line`` with every raw U+2028, U+2029 and U+0085 written as its ``\\uXXXX`` escape.
-
-    orjson writes them raw, as JSON allows, but a server that splits lines with a Unicode-aware
-    splitter (Python's ``str.splitlines``) cuts the request there.  The other characters such a
-    splitter breaks on (U+000B, U+000C, U+001C-U+001E) are control characters, which JSON
-    escapes anyway.  The replacement is exact on bytes: in valid UTF-8, which orjson writes,
-    these byte sequences can only be these characters, and they can only be inside strings.
-    An ASCII line (most of them) is answered by one fast test, most others by two memchrs.
-    """
-    if line.isascii() or not _has_separator_lead(line):
-        return line
-    for raw, escaped in _SEPARATOR_ESCAPES:
-        if raw in line:
-            line = line.replace(raw, escaped)
-    return line
-
-
-def _has_separator_lead(line: bytes) -> bool:
-    # A loop, not any(...): on this hot path the generator would cost more than the memchrs.
-    for lead in _SEPARATOR_LEADS:  # noqa: SIM110
-        if line.find(lead) >= 0:
-            return True
-    return False
 
 
 def default_custom_id(index: int, body: Any) -> str:
@@ -118,117 +96,6 @@ def default_custom_id(index: int, body: Any) -> str:
     in the whole input, rejected items included, so an id says where its request came from.
     """
     return f"request-{index + 1:06d}"
-
-
-class InvalidRequestError(InvalidInputError):
-    """One request breaks a rule; ``index`` is its 0-based position in the input."""
-
-    def __init__(self, index: int, custom_id: Any, issues: list[Issue]) -> None:
-        self.index = index
-        self.custom_id = custom_id
-        self.issues = issues
-        problems = "; ".join(f"{issue.code}: {issue.message}" for issue in issues)
-        super().__init__(f"{describe_request(index, custom_id)} is invalid: {problems}")
-
-
-def describe_request(index: int, custom_id: Any) -> str:
-    """``request at index 4 (custom_id "request-000005")``."""
-    if custom_id is None:
-        return f"request at index {index}"
-    return f"request at index {index} (custom_id {schemas.show(custom_id)})"
-
-
-@dataclass(frozen=True)
-class InvalidItem:
-    """An input item its reader already knows to be bad (an empty CSV cell, a line not JSON).
-
-    A reader yields one in the item's place, so that the build reports it as it reports any
-    invalid request: with ``on_invalid="raise"`` the error, with ``"skip"`` a row of the
-    rejects file (``request`` is what the reader could keep of the item, or ``None``).
-    """
-
-    issues: tuple[Issue, ...]
-    request: Any = None
-
-
-@dataclass(frozen=True)
-class OutputFile:
-    """One file of a build and what it holds."""
-
-    path: Path
-    requests: int
-    bytes: int
-    embedding_inputs: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "requests": self.requests,
-            "bytes": self.bytes,
-            "embedding_inputs": self.embedding_inputs,
-        }
-
-
-@dataclass(frozen=True)
-class RequestIssue:
-    """An issue of one input item: a warning of a written request, or why one was rejected."""
-
-    index: int
-    custom_id: Any
-    issue: Issue
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "custom_id": self.custom_id,
-            "code": self.issue.code,
-            "param": self.issue.param,
-            "message": self.issue.message,
-        }
-
-
-@dataclass
-class BuildResult:
-    """What :func:`build_batch` wrote: the fields of ``batchkit build --format json``."""
-
-    outputs: list[OutputFile]
-    endpoint: str
-    model: str | None
-    rejected: int = 0
-    rejects_file: Path | None = None
-    #: Warnings of written requests (e.g. ``long_custom_id``), at most 1,000 kept.
-    warnings: list[RequestIssue] = field(default_factory=list)
-    warnings_total: int = 0
-
-    @property
-    def files(self) -> list[Path]:
-        return [output.path for output in self.outputs]
-
-    @property
-    def counts(self) -> list[int]:
-        """Requests per file, in file order."""
-        return [output.requests for output in self.outputs]
-
-    @property
-    def requests(self) -> int:
-        return sum(self.counts)
-
-    @property
-    def bytes(self) -> int:
-        return sum(output.bytes for output in self.outputs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "files": [output.to_dict() for output in self.outputs],
-            "requests": self.requests,
-            "bytes": self.bytes,
-            "endpoint": self.endpoint,
-            "model": self.model,
-            "rejected": self.rejected,
-            "rejects_file": str(self.rejects_file) if self.rejects_file else None,
-            "warnings": [warning.to_dict() for warning in self.warnings],
-            "warnings_total": self.warnings_total,
-        }
 
 
 def build_batch(
@@ -274,18 +141,13 @@ def build_batch(
     - An :class:`InvalidItem` (from a reader that knows an item is bad) is rejected as an
       invalid request is.
     """
-    if endpoint not in ENDPOINTS:
-        hint = suggest_endpoint(endpoint)
-        extra = f" (did you mean {hint}?)" if hint else ""
-        raise UsageError(
-            f"unknown endpoint {endpoint!r}{extra}: choose one of {', '.join(ENDPOINTS)}"
-        )
+    target = require_endpoint(endpoint)
     if on_invalid not in ("raise", "skip"):
         raise UsageError(f'on_invalid must be "raise" or "skip", got {on_invalid!r}')
-    files = _OutputSet(Path(output), overwrite=overwrite)
+    files = OutputSet(Path(output), overwrite=overwrite, create=_open_temp)
     builder = _Builder(
         files,
-        ENDPOINTS[endpoint],
+        target,
         limits or get_profile(profile).limits,
         model=model,
         custom_id=custom_id or default_custom_id,
@@ -306,247 +168,20 @@ def build_batch(
     return result
 
 
-class _SeenIds:
-    """The custom_ids of one build, in about 8 bytes each.
-
-    A Python set of a million ids takes about 90 MB; this open-addressing table keeps only
-    each id's 64-bit hash.  Two different ids share a hash with a probability of about
-    n²/2⁶⁵ (3·10⁻⁸ for a million ids): then the second is reported as a duplicate.  Python
-    randomises string hashes per process, so such a coincidence does not repeat on a re-run.
-    """
-
-    _MASK64 = (1 << 64) - 1
-
-    def __init__(self) -> None:
-        self._slots = array("Q", bytes(8 << 17))  # 1 MB: no growth below 65,536 ids
-        self._mask = len(self._slots) - 1
-        self._count = 0
-
-    def add(self, custom_id: str) -> bool:
-        """Remember ``custom_id``; ``False`` if it was already there."""
-        key = hash(custom_id) & self._MASK64 or 1  # 0 marks an empty slot
-        slots, mask = self._slots, self._mask
-        slot = key & mask
-        while found := slots[slot]:
-            if found == key:
-                return False
-            slot = (slot + 1) & mask
-        slots[slot] = key
-        self._count += 1
-        if self._count * 2 > len(slots):
-            self._grow()
-        return True
-
-    def _grow(self) -> None:
-        old = self._slots
-        self._slots = array("Q", bytes(16 * len(old)))
-        self._mask = len(self._slots) - 1
-        self._count = 0
-        for key in old:
-            if key:
-                self._place(key)
-
-    def _place(self, key: int) -> None:
-        slot = key & self._mask
-        while self._slots[slot]:
-            slot = (slot + 1) & self._mask
-        self._slots[slot] = key
-        self._count += 1
-
-
-class _OutputSet:
-    """The files one build owns: its temporaries and the names they get at the end.
-
-    The names are ``name.jsonl``, ``name-001.jsonl``, ``name-002.jsonl``... (a run numbered
-    from 001 without gaps, so an unrelated ``name-2024.jsonl`` is never taken for one) and
-    ``name.rejects.jsonl``.  The temporaries are ``.name.<8 hex digits>.tmp``; the build holds
-    an exclusive lock (``flock``) on each until it is renamed or removed, which tells a later
-    build whether the build that made a temporary is still alive.
-    """
-
-    def __init__(self, output: Path, *, overwrite: bool) -> None:
-        if output.name == ".jsonl":
-            raise UsageError(
-                f"{output}: the output needs a file name before .jsonl "
-                f"(e.g. {output.parent / 'requests.jsonl'})"
-            )
-        if output.suffix != ".jsonl":
-            raise UsageError(f"{output}: the output must end in .jsonl (the server refuses others)")
-        self.directory = output.parent
-        self.stem = output.name[: -len(".jsonl")]
-        self.overwrite = overwrite
-        self._temps: list[Path] = []
-        self._locks: list[int] = []
-        self._refuse_existing()
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise _write_error(error, self.directory) from error
-        self.remove_stale_temps()
-
-    def single(self) -> Path:
-        return self.directory / f"{self.stem}.jsonl"
-
-    def numbered(self, number: int) -> Path:
-        return self.directory / f"{self.stem}-{number:03d}.jsonl"
-
-    def rejects(self) -> Path:
-        return self.directory / f"{self.stem}.rejects.jsonl"
-
-    def existing(self) -> list[Path]:
-        found = [path for path in (self.single(), self.rejects()) if os.path.lexists(path)]
-        number = 1
-        while os.path.lexists(self.numbered(number)):
-            found.append(self.numbered(number))
-            number += 1
-        return found
-
-    def open_temp(self) -> tuple[Path, BinaryIO]:
-        """A new hidden file next to the outputs (so that the final rename is atomic), locked."""
-        path = self.directory / f".{self.stem}.{secrets.token_hex(4)}.tmp"
-        self._temps.append(path)
-        try:
-            stream = _open_temp(path)
-        except OSError as error:
-            raise _write_error(error, path) from error
-        try:
-            self._locks.append(_locked(path))
-        except OSError as error:
-            stream.close()
-            raise _write_error(error, path) from error
-        return path, stream
-
-    def remove_stale_temps(self) -> None:
-        """Remove the temporaries a killed build of this output left, and only those.
-
-        A build that ends in an exception, Ctrl-C or SIGTERM (in the CLI) removes its own;
-        SIGKILL or a power cut leaves them.  A temporary is stale when no live build holds its
-        lock (the kernel drops a dead process's locks, however it died) and it is older than
-        :data:`STALE_TEMP_SECONDS` (which covers the instant between a temporary's creation
-        and its lock).  So two builds of the same output at once never remove each other's
-        temporaries, even a finished file that waited for many minutes for the rest of its
-        build.  It is removed while locked, so no build can take it up in between.  Without
-        ``flock`` (Windows) liveness cannot be told, and nothing is removed.
-        """
-        if sys.platform == "win32":
-            return
-        pattern = re.compile(rf"\.{re.escape(self.stem)}\.[0-9a-f]{{8}}\.tmp")
-        cutoff = time.time() - STALE_TEMP_SECONDS
-        with contextlib.suppress(OSError), os.scandir(self.directory) as entries:
-            for entry in entries:
-                if not pattern.fullmatch(entry.name):
-                    continue
-                with contextlib.suppress(OSError):  # a live build's lock, or it just vanished
-                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                        fd = _locked(Path(entry.path))
-                        try:
-                            os.unlink(entry.path)
-                        finally:
-                            os.close(fd)
-
-    def commit(self, parts: list[Path], rejects: Path | None) -> tuple[list[Path], Path | None]:
-        """Rename the temporaries to their final names and remove stale outputs."""
-        if len(parts) == 1:
-            final = [self.single()]
-        else:
-            final = [self.numbered(number) for number in range(1, len(parts) + 1)]
-        rejects_final = self.rejects() if rejects is not None else None
-        self._refuse_existing()
-        stale = set(self.existing()) - {*final, rejects_final}
-        try:
-            for temp, path in zip(parts, final, strict=True):
-                os.replace(temp, path)
-            if rejects is not None and rejects_final is not None:
-                os.replace(rejects, rejects_final)
-            for path in stale:
-                path.unlink(missing_ok=True)
-        except OSError as error:
-            raise _write_error(error, self.directory) from error
-        self._temps.clear()
-        self._unlock()
-        return final, rejects_final
-
-    def discard(self) -> None:
-        """Remove every temporary; never raises (it runs while another error propagates)."""
-        for path in self._temps:
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-        self._temps.clear()
-        self._unlock()
-
-    def _unlock(self) -> None:
-        for fd in self._locks:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._locks.clear()
-
-    def _refuse_existing(self) -> None:
-        if self.overwrite:
-            return
-        existing = self.existing()
-        if existing:
-            raise UsageError(
-                f"{existing[0]} already exists; use overwrite=True (--force) to replace it"
-            )
-
-
 def _open_temp(path: Path) -> BinaryIO:
-    """Create ``path`` for writing (never an existing file).  Tests replace this."""
-    return open(path, "xb", buffering=_WRITE_BUFFER)
+    """Create ``path`` for writing (never an existing file), with the build's buffer.
 
-
-def _locked(path: Path) -> int:
-    """A descriptor holding an exclusive lock on ``path``; OSError if a live build holds one.
-
-    The lock is on a descriptor of its own, so it outlasts the writer's stream: a finished
-    file stays locked until the build renames it.
+    The output set calls it (see :class:`~batchkit.outputs.OutputSet`); it is here so that
+    tests can replace it, or the buffer, on this module (a full disk).
     """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    if sys.platform != "win32":
-        import fcntl
-
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise
-    return fd
-
-
-def _write_error(error: OSError, where: Path) -> BatchkitError:
-    reason = error.strerror or str(error)
-    return BatchkitError(f"cannot write {error.filename or where}: {reason}")
-
-
-class _Writer:
-    """One temporary file being written, created on its first line."""
-
-    def __init__(self, files: _OutputSet) -> None:
-        self._files = files
-        self.path: Path | None = None
-        self._stream: BinaryIO | None = None
-
-    def write(self, line: bytes) -> None:
-        try:
-            if self._stream is None:
-                self.path, self._stream = self._files.open_temp()
-            self._stream.write(line)
-        except OSError as error:
-            raise _write_error(error, self.path or self._files.directory) from error
-
-    def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.close()
-            except OSError as error:
-                raise _write_error(error, self.path or self._files.directory) from error
+    return open(path, "xb", buffering=_WRITE_BUFFER)
 
 
 class _Part:
     """One output file: its writer, its validator and what it holds so far."""
 
-    def __init__(self, files: _OutputSet, endpoint: str, limits: Limits) -> None:
-        self.writer = _Writer(files)
+    def __init__(self, files: OutputSet, endpoint: str, limits: Limits) -> None:
+        self.writer = TempWriter(files)
         # A validator per file: its own set of ids never outgrows one file.
         self.validator = Validator(endpoint, limits)
         self.requests = 0
@@ -581,7 +216,7 @@ class _Builder:
 
     def __init__(
         self,
-        files: _OutputSet,
+        files: OutputSet,
         endpoint: Endpoint,
         limits: Limits,
         *,
@@ -600,7 +235,7 @@ class _Builder:
         self.part = _Part(files, endpoint.url, limits)
         #: The finished files, under their temporary names (their validators are let go).
         self.done: list[OutputFile] = []
-        self.rejects = _Writer(files)
+        self.rejects = TempWriter(files)
         self.rejected = 0
         self.first_reject = ""
         self.warnings: list[RequestIssue] = []

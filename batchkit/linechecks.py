@@ -4,7 +4,8 @@ Two things are lost when a line is parsed: a key written twice in one object (th
 the last value without a word) and how a string was written (a LINE SEPARATOR raw or as the
 escape ``\\u2028``).  Both matter on the server, so both are looked for here, each behind a
 cheap test on the bytes that nearly every line passes; only a line that fails the test is
-walked to find the JSON path to report.
+walked to find the JSON path to report.  The build's writer uses the same test to escape the
+separators (:func:`escape_line_separators`), so what it writes never holds one raw.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ LINE_SEPARATORS = {
 }
 #: Their UTF-8 bytes.  In valid UTF-8 (orjson has checked it) these sequences can only be them.
 _SEPARATOR_BYTES = tuple(char.encode() for char in LINE_SEPARATORS)
+#: Each one's bytes and its JSON escape.
+_SEPARATOR_ESCAPES = tuple(
+    (raw, f"\\u{ord(char):04x}".encode())
+    for char, raw in zip(LINE_SEPARATORS, _SEPARATOR_BYTES, strict=True)
+)
 
 
 Path = tuple[str | int, ...]
@@ -60,6 +66,24 @@ def has_line_separator(raw: bytes) -> bool:
     return (b"\xe2" in raw and (_SEPARATOR_BYTES[0] in raw or _SEPARATOR_BYTES[1] in raw)) or (
         b"\xc2" in raw and _SEPARATOR_BYTES[2] in raw
     )
+
+
+def escape_line_separators(line: bytes) -> bytes:
+    """``line`` with every raw U+2028, U+2029 and U+0085 written as its ``\\uXXXX`` escape.
+
+    orjson writes them raw, as JSON allows, but a server that splits lines with a Unicode-aware
+    splitter (Python's ``str.splitlines``) cuts the request there.  The other characters such a
+    splitter breaks on (U+000B, U+000C, U+001C-U+001E) are control characters, which JSON
+    escapes anyway.  The replacement is exact on bytes: in valid UTF-8, which orjson writes,
+    these byte sequences can only be these characters, and they can only be inside strings.
+    Nearly every line is answered by :func:`has_line_separator`'s fast test alone.
+    """
+    if not has_line_separator(line):
+        return line
+    for raw, escaped in _SEPARATOR_ESCAPES:
+        if raw in line:
+            line = line.replace(raw, escaped)
+    return line
 
 
 def line_separators(record: Any) -> list[Finding]:
