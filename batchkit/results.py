@@ -154,15 +154,7 @@ def parse_result_line(record: dict[str, Any], line: int | None = None) -> Result
         error = _error_of(body.get("error"))
     if error is None and status == "failed":
         error = ResultError(None, f"HTTP {status_code}" if status_code else "no response")
-    return Result(
-        custom_id=record["custom_id"],
-        status=status,
-        status_code=status_code,
-        body=body,
-        error=error,
-        usage=usage,
-        line=line,
-    )
+    return Result(record["custom_id"], status, status_code, body, error, usage, line)
 
 
 def _decoded(body: Any) -> Any:
@@ -233,8 +225,11 @@ class _Source:
     usable: int = 0
     unusable: int = 0
 
+    def __post_init__(self) -> None:
+        self._fd = self.stream.fileno()
+
     def read_at(self, offset: int, length: int) -> bytes:
-        return os.pread(self.stream.fileno(), length, offset)
+        return os.pread(self._fd, length, offset)
 
     def close(self) -> None:
         self.stream.close()
@@ -313,16 +308,20 @@ class ResultJoin:
     def _in_input_order(self, input_stream: BinaryIO) -> Iterator[Result]:
         index = self._index()
         taken: dict[str, int] = {}
-        for number, raw in numbered_lines(input_stream):
-            if isinstance(raw, LongLine):
-                message = f"the line is {raw.length:,} bytes, longer than any batch request"
+        number = 0
+        for found in _block_lines(input_stream):
+            number += 1
+            if isinstance(found, LongLine):
+                message = f"the line is {found.length:,} bytes, longer than any batch request"
                 self._problem(self.input, number, "invalid_request_line", message)
                 continue
-            if not raw.strip():
-                continue
-            record = _loads(raw) if self.include_request else None
-            custom_id = _peek_custom_id(raw) if record is None else _custom_id_of(record)
-            if custom_id is None and record is None:
+            data, start, end, _ = found
+            record = None
+            custom_id = None if self.include_request else _peek_custom_id(data, start, end)
+            if custom_id is None:  # the request itself is wanted, or its id is not plain
+                raw = data[start:end]
+                if raw.isspace():
+                    continue
                 record = _loads(raw)
                 custom_id = _custom_id_of(record)
             if custom_id is None:
