@@ -2,10 +2,10 @@
 the objects they answer.
 
 The HTTP mechanics (session, timeouts, retries, typed errors, redaction) are in
-:mod:`batchkit.http`; this module says which requests make up each operation.  One rule needs
-both: a *create* is never blindly repeated.  When its answer may have been lost, the client
-first lists the batches and takes the one made from the same input file, so one call creates
-at most one batch whatever the network does.
+:mod:`batchkit.http` and the modules it draws on; this module says which requests make up each
+operation.  One rule needs both: a *create* is never blindly repeated.  When its answer may have
+been lost, the client first lists the batches and takes the one made from the same input file,
+so one call creates at most one batch whatever the network does.
 """
 
 from __future__ import annotations
@@ -35,19 +35,12 @@ from batchkit.errors import (
     NetworkError,
     UsageError,
 )
-from batchkit.http import (
-    RETRY_STATUSES,
-    HttpClient,
-    LargeChunks,
-    MaybeDelivered,
-    as_str,
-    display_url,
-    parse_retry_after,
-    redact_secret,
-    redact_userinfo,
-    snippet,
-)
+from batchkit.failures import RETRY_STATUSES, parse_retry_after
+from batchkit.http import HttpClient, MaybeDelivered
+from batchkit.json_values import as_str, snippet
 from batchkit.limits import Profile, get_profile
+from batchkit.redact import display_url, redact_secret, redact_userinfo
+from batchkit.streams import LargeChunks
 
 #: The variable that overrides the profile's base URL.
 BASE_URL_ENV = "BATCHKIT_BASE_URL"
