@@ -1,58 +1,41 @@
-"""``batchkit build``: requests in (JSONL, a JSON array or CSV), valid split batch files out.
+"""``batchkit build``: the command, from its options to the files written (or stdout).
 
-Every input is UTF-8 (a UTF-8 byte-order mark is skipped); UTF-16 is recognised and refused
-with the iconv line that converts it.  A line is read with a bound (the file byte limit), so
-memory never grows with the longest line.  A bad item (not JSON, not UTF-8, too long, an
-empty prompt cell) is handed to the build as an :class:`~batchkit.build.InvalidItem`, so it is
-reported with its ``file:line`` or written to the rejects file like any invalid request.
+It checks the options, then builds (or, with ``--fix``, repairs) into the output; for ``-o -``
+into a private temporary file that is copied to stdout only once the whole build succeeded.
+Reading the inputs is :mod:`batchkit.cli.build_inputs`, the report
+:mod:`batchkit.cli.build_report`, and the build itself :func:`batchkit.build.build_batch`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import dataclasses
-import io
-import itertools
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import click
-import orjson
 
-from batchkit.build import (
-    BuildResult,
-    InvalidItem,
-    InvalidRequestError,
-    build_batch,
-    describe_request,
-)
-from batchkit.cli import report as reporters
+from batchkit.build import BuildResult, InvalidRequestError, build_batch
+from batchkit.cli.build_inputs import BuildOptions, Inputs, infer_endpoint
+from batchkit.cli.build_report import BuildReport, summary
 from batchkit.cli.common import (
     EXIT_BROKEN_PIPE,
-    EXIT_INVALID,
     fail,
     format_option,
     handle_errors,
     progress_bar,
     quiet_option,
-    show_progress,
 )
 from batchkit.cli.options import endpoint_option, limit_options, resolve_limits
-from batchkit.endpoints import ENDPOINTS
 from batchkit.errors import InvalidInputError, UsageError
-from batchkit.fix import CHANGES, FixResult, fix_file
+from batchkit.fix import FixResult, fix_file
 from batchkit.limits import Limits
-from batchkit.lines import LongLine, open_binary, read_lines
-from batchkit.validate import UTF8_BOM, UTF16_BOMS, Issue, parse_issue
 
-#: At most this many warnings are printed; the JSON output has them all (up to 1,000).
-_SHOWN_WARNINGS = 20
+__all__ = ["STDOUT", "build", "summary"]
+
 #: ``-o -``: the built file goes to stdout; the reports then go to stderr.
 STDOUT = "-"
 
@@ -141,7 +124,7 @@ def build(
             raise UsageError("--fix repairs one file, given by its path")
         if prompt_column or model or skip_invalid:
             raise UsageError("--fix does not take --prompt-column, --model or --skip-invalid")
-    report = _Report(output_format, quiet, to_stderr=output == STDOUT)
+    report = BuildReport(output_format, quiet, to_stderr=output == STDOUT)
     with _destination(output) as target:
         if fix:
             fixed = _fix(inputs[0], target, endpoint, limits, force, report)
@@ -149,38 +132,27 @@ def build(
                 _copy_to_stdout(fixed.build)
             report.fix(fixed)
         else:
-            options = _BuildOptions(endpoint, model, prompt_column, system, id_column)
+            options = BuildOptions(endpoint, model, prompt_column, system, id_column)
             result = _build(inputs, target, options, limits, skip_invalid, force, report)
             if output == STDOUT:
                 _copy_to_stdout(result)
             report.build(result)
 
 
-@dataclasses.dataclass(frozen=True)
-class _BuildOptions:
-    """What the request-building options say about the input."""
-
-    endpoint: str | None
-    model: str | None
-    prompt_column: str | None
-    system: str | None
-    id_column: str | None
-
-
 def _build(
     inputs: tuple[str, ...],
     output: str,
-    options: _BuildOptions,
+    options: BuildOptions,
     limits: Limits,
     skip_invalid: bool,
     force: bool,
-    report: _Report,
+    report: BuildReport,
 ) -> BuildResult:
-    items = _Inputs(inputs, options, limits)
+    items = Inputs(inputs, options, limits)
     requests: Iterator[Any] = iter(items)
     endpoint = options.endpoint
     if endpoint is None:
-        endpoint, requests = _infer_endpoint(requests, items)
+        endpoint, requests = infer_endpoint(requests, items)
     if options.system and endpoint != "/v1/chat/completions":
         raise UsageError("--system applies to /v1/chat/completions only")
     items.endpoint = endpoint
@@ -206,7 +178,7 @@ def _fix(
     endpoint: str | None,
     limits: Limits,
     force: bool,
-    report: _Report,
+    report: BuildReport,
 ) -> FixResult:
     with progress_bar(report.bar, unit=" requests", desc="fix") as bar:
         return fix_file(
@@ -217,9 +189,6 @@ def _fix(
             overwrite=force,
             progress=_updater(bar),
         )
-
-
-# -- SIGTERM ---------------------------------------------------------------------------------
 
 
 # -- -o - -----------------------------------------------------------------------------------
@@ -256,84 +225,7 @@ def _copy_to_stdout(result: BuildResult) -> None:
         fail("stdout was closed before the whole file was written", EXIT_BROKEN_PIPE)
 
 
-# -- reports --------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _Report:
-    """How results are printed: the format, -q, and whether stdout is taken by ``-o -``."""
-
-    output_format: str
-    quiet: bool
-    to_stderr: bool
-
-    @property
-    def bar(self) -> bool:
-        return show_progress(self.quiet, self.output_format)
-
-    def echo(self, text: str) -> None:
-        click.echo(text, err=self.to_stderr)
-
-    def json(self, document: Any) -> None:
-        self.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
-
-    def shown(self, result: BuildResult) -> BuildResult:
-        """``result`` as reported: with ``-o -`` its one file is ``<stdout>``, not a temporary."""
-        if not self.to_stderr:
-            return result
-        outputs = [dataclasses.replace(output, path=Path("<stdout>")) for output in result.outputs]
-        return dataclasses.replace(result, outputs=outputs)
-
-    def build(self, result: BuildResult) -> None:
-        result = self.shown(result)
-        if self.output_format == "json":
-            self.json(result.to_dict())
-        elif not self.quiet:
-            _print_warnings(result)
-            self.echo(summary(result))
-
-    def fix(self, fixed: FixResult) -> None:
-        if fixed.build is not None:
-            fixed = dataclasses.replace(fixed, build=self.shown(fixed.build))
-        if self.output_format == "json":
-            self.json(fixed.to_dict())
-        else:
-            for issue in fixed.errors:
-                self.echo(reporters.issue_line(fixed.path, issue))
-            if not self.quiet:
-                for issue in fixed.warnings:
-                    self.echo(reporters.issue_line(fixed.path, issue))
-                if fixed.changes and fixed.fixed:
-                    done = "; ".join(
-                        f"{CHANGES[kind]} ({n:,})" for kind, n in fixed.changes.items()
-                    )
-                    self.echo(f"{fixed.path}: {done}")
-                elif fixed.fixed:
-                    self.echo(f"{fixed.path}: nothing to repair")
-                if fixed.build is not None:
-                    self.echo(summary(fixed.build))
-        if not fixed.fixed:
-            hidden = fixed.errors_total - len(fixed.errors)
-            more = f" ({hidden:,} not listed)" if hidden else ""
-            count = f"{fixed.errors_total:,} error{'' if fixed.errors_total == 1 else 's'}"
-            fail(
-                f"{fixed.path}: {count} that --fix cannot repair{more}; nothing was written",
-                EXIT_INVALID,
-            )
-
-
-def summary(result: BuildResult) -> str:
-    """``wrote 3 files, 120,000 requests, 41.2 MB: out/q-001.jsonl (50,000), ...``."""
-    count = len(result.outputs)
-    files = ", ".join(f"{output.path} ({output.requests:,})" for output in result.outputs)
-    text = (
-        f"wrote {count} file{'' if count == 1 else 's'}, {result.requests:,} "
-        f"request{'' if result.requests == 1 else 's'}, "
-        f"{reporters.human_bytes(result.bytes)}: {files}"
-    )
-    if result.rejected:
-        text += f"; rejected {result.rejected:,} invalid: {result.rejects_file}"
-    return text
+# -- progress -------------------------------------------------------------------------------
 
 
 def _updater(bar: Any) -> Callable[[int], None] | None:
@@ -344,203 +236,3 @@ def _updater(bar: Any) -> Callable[[int], None] | None:
         bar.update(handled - bar.n)
 
     return update
-
-
-def _infer_endpoint(requests: Iterator[Any], items: _Inputs) -> tuple[str, Iterator[Any]]:
-    """The endpoint the first request's url names; the requests, that one included."""
-    first = next(requests, None)
-    if first is None:
-        raise InvalidInputError("the input has no requests; a batch needs one or more")
-    if isinstance(first, InvalidItem):  # its own problem comes first, not the missing url
-        issue = first.issues[0]
-        raise InvalidInputError(f"{items.where}: {issue.code}: {issue.message}")
-    url = first.get("url") if isinstance(first, dict) else None
-    if url not in ENDPOINTS:
-        raise UsageError(
-            "--endpoint is required: the first request does not name a batch url "
-            f"(choose one of {', '.join(ENDPOINTS)})"
-        )
-    return str(url), itertools.chain([first], requests)
-
-
-class _Inputs:
-    """The requests of every INPUT in order, one at a time.
-
-    ``where`` is the place (``file:line``) of the request last handed out: the builder works
-    on one request at a time, so that is the one an error is about.
-    """
-
-    def __init__(self, paths: tuple[str, ...], options: _BuildOptions, limits: Limits) -> None:
-        self.paths = paths
-        self.options = options
-        self.endpoint = options.endpoint
-        #: No line longer than a whole file may hold can become a request: never held whole.
-        self.max_line = limits.max_bytes
-        self.where = paths[0]
-
-    def __iter__(self) -> Iterator[Any]:
-        for path in self.paths:
-            name = "<stdin>" if path == "-" else path
-            with _open(path) as stream:
-                head = stream.peek(64)
-                _refuse_utf16(head, name)
-                if self.options.prompt_column:
-                    yield from self._csv(stream, name)
-                    continue
-                if head.startswith(UTF8_BOM):
-                    stream.read(len(UTF8_BOM))
-                    head = head[len(UTF8_BOM) :]
-                if head.lstrip().startswith(b"["):
-                    yield from self._array(stream, name)
-                else:
-                    yield from self._lines(stream, name)
-
-    def _lines(self, stream: io.BufferedReader, name: str) -> Iterator[Any]:
-        for number, raw in enumerate(read_lines(stream, self.max_line), start=1):
-            self.where = f"{name}:{number}"
-            if isinstance(raw, LongLine):
-                yield _invalid(
-                    "file_too_large",
-                    f"the line is {raw.length:,} bytes, more than a whole batch file may hold "
-                    f"({self.max_line:,} bytes); it was not read",
-                )
-                continue
-            if not raw.strip():
-                continue
-            try:
-                yield orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                yield _not_json(raw, error)
-
-    def _array(self, stream: io.BufferedReader, name: str) -> Iterator[Any]:
-        self.where = name
-        data = stream.read()
-        try:
-            document = orjson.loads(data)
-        except orjson.JSONDecodeError as error:
-            bad = _first_bad_byte(data)
-            if bad is not None:
-                line = data.count(b"\n", 0, bad) + 1
-                raise InvalidInputError(f"{name}:{line}: {_NOT_UTF8}") from None
-            raise InvalidInputError(f"{name}: not valid JSON ({error})") from None
-        if not isinstance(document, list):
-            raise InvalidInputError(f"{name}: expected a JSON array of requests")
-        for number, item in enumerate(document):
-            self.where = f"{name}[{number}]"
-            yield item
-
-    def _csv(self, stream: io.BufferedReader, name: str) -> Iterator[Any]:
-        # Bad bytes become lone surrogates, found in the cells used, so that the error names
-        # the CSV line (a strict decoder fails a chunk ahead, with no line to name).
-        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.DictReader(text)
-        columns = reader.fieldnames
-        if not columns:
-            raise InvalidInputError(
-                f"{name}: the CSV is empty: no header row naming its columns "
-                f"(--prompt-column {self.options.prompt_column} needs one)"
-            )
-        prompt_column = self.options.prompt_column or ""
-        id_column = self.options.id_column
-        for column in (prompt_column, id_column):
-            if column and column not in columns:
-                raise UsageError(
-                    f"{name}: no column {column!r} (the columns are {', '.join(columns)})"
-                )
-        for row in reader:
-            self.where = f"{name}:{reader.line_num}"
-            yield self._csv_item(row, prompt_column, id_column)
-
-    def _csv_item(self, row: dict[str, Any], prompt_column: str, id_column: str | None) -> Any:
-        """One CSV row as a request, or the reason it cannot be one."""
-        for column in (prompt_column, id_column):
-            if column and not _is_utf8(row[column]):
-                return _invalid("invalid_encoding", f"column {column!r}: {_NOT_UTF8}")
-        prompt = row[prompt_column]
-        if prompt is None or not prompt.strip():
-            return _invalid(
-                "empty_prompt",
-                f"the prompt cell (column {prompt_column!r}) is empty; fill it in or remove "
-                "the row",
-                request=row,
-            )
-        body = self._body(prompt)
-        return (row[id_column], body) if id_column else body
-
-    def _body(self, prompt: str) -> dict[str, Any]:
-        if self.endpoint == "/v1/embeddings":
-            return {"input": prompt}
-        if self.endpoint == "/v1/completions":
-            return {"prompt": prompt}
-        messages: list[dict[str, Any]] = []
-        if self.options.system:
-            messages.append({"role": "system", "content": self.options.system})
-        messages.append({"role": "user", "content": prompt})
-        return {"messages": messages}
-
-
-_NOT_UTF8 = "bytes that are not UTF-8; save the file as UTF-8"
-
-
-def _invalid(code: str, message: str, request: Any = None) -> InvalidItem:
-    return InvalidItem((Issue(None, code, None, message),), request)
-
-
-def _not_json(raw: bytes, error: orjson.JSONDecodeError) -> InvalidItem:
-    """Why a line is not JSON, in validate's words (bad bytes, NaN, the parser's message)."""
-    issue = parse_issue(raw, 0, error)
-    kept = raw.decode() if issue.code == "invalid_json_line" else None
-    return InvalidItem((dataclasses.replace(issue, line=None),), kept)
-
-
-def _first_bad_byte(data: bytes) -> int | None:
-    """The offset of the first byte of ``data`` that is not UTF-8, if there is one."""
-    try:
-        data.decode()
-    except UnicodeDecodeError as error:
-        return error.start
-    return None
-
-
-def _is_utf8(cell: str | None) -> bool:
-    """No lone surrogate (a byte the ``surrogateescape`` decoder could not read)."""
-    if cell is None or cell.isascii():
-        return True
-    try:
-        cell.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _refuse_utf16(head: bytes, name: str) -> None:
-    """UTF-16 (by its byte-order mark, or the NUL bytes of its ASCII) is refused, clearly."""
-    if head.startswith(UTF16_BOMS):
-        how = "it starts with a UTF-16 byte-order mark"
-    elif b"\x00" in head:
-        how = "it has NUL bytes, as UTF-16 text does"
-    else:
-        return
-    raise InvalidInputError(
-        f"{name}: the file is UTF-16 ({how}); batchkit reads UTF-8: convert it "
-        f"(e.g. iconv -f UTF-16 -t UTF-8 {name} > converted) and build again"
-    )
-
-
-def _open(path: str) -> contextlib.AbstractContextManager[io.BufferedReader]:
-    """The input as a buffered binary stream (``peek`` sniffs a JSON array); stdin stays open."""
-    if path == "-":
-        stdin: Any = sys.stdin.buffer
-        if not isinstance(stdin, io.BufferedReader):
-            stdin = io.BufferedReader(stdin)
-        return contextlib.nullcontext(stdin)
-    return open_binary(path)
-
-
-def _print_warnings(result: BuildResult) -> None:
-    for warning in result.warnings[:_SHOWN_WARNINGS]:
-        where = describe_request(warning.index, warning.custom_id)
-        click.echo(f"warning: {where}: {warning.issue.code}: {warning.issue.message}", err=True)
-    hidden = result.warnings_total - min(len(result.warnings), _SHOWN_WARNINGS)
-    if hidden:
-        click.echo(f"warning: {hidden:,} more (see --format json)", err=True)
