@@ -1,11 +1,14 @@
-"""The client for OpenAI-style Files and Batches APIs (orq.ai first): the API's operations and
-the objects they answer.
+"""The client for OpenAI-style Files and Batches APIs (orq.ai first): the API's operations.
 
-The HTTP mechanics (session, timeouts, retries, typed errors, redaction) are in
-:mod:`batchkit.http` and the modules it draws on; this module says which requests make up each
-operation.  One rule needs both: a *create* is never blindly repeated.  When its answer may have
-been lost, the client first lists the batches and takes the one made from the same input file,
-so one call creates at most one batch whatever the network does.
+Each method says which requests make up one operation and reads the answer into the objects of
+:mod:`batchkit.batches`.  How a request is sent (session, timeouts, retries, typed errors,
+redaction) is :mod:`batchkit.http`'s; how its body streams, :mod:`batchkit.streams`'.  One rule
+needs both: a *create* is never blindly repeated.  When its answer may have been lost, the client
+first lists the batches and takes the one made from the same input file, so one call creates at
+most one batch whatever the network does.
+
+The answer objects (:class:`Batch`, :class:`FileObject`...) and the redaction helpers were first
+defined here and are still importable from here.
 """
 
 from __future__ import annotations
@@ -16,31 +19,31 @@ import logging
 import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import orjson
 import requests
-from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
 from batchkit.atomic import atomic_writer
-from batchkit.errors import (
-    ApiError,
-    BatchkitError,
-    InvalidInputError,
-    NetworkError,
-    UsageError,
+from batchkit.batches import (
+    TERMINAL_STATUSES,
+    Batch,
+    BatchError,
+    BatchNotFinishedError,
+    DownloadedResults,
+    FileObject,
+    RequestCounts,
 )
+from batchkit.errors import ApiError, BatchkitError, InvalidInputError, NetworkError, UsageError
 from batchkit.failures import RETRY_STATUSES, parse_retry_after
 from batchkit.http import HttpClient, MaybeDelivered
-from batchkit.json_values import as_str, snippet
+from batchkit.json_values import snippet
 from batchkit.limits import Profile, get_profile
 from batchkit.redact import display_url, redact_secret, redact_userinfo
-from batchkit.streams import LargeChunks
+from batchkit.streams import multipart_file
 
 #: The variable that overrides the profile's base URL.
 BASE_URL_ENV = "BATCHKIT_BASE_URL"
@@ -64,151 +67,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: A batch in one of these states will not change any more.
-TERMINAL_STATUSES = frozenset({"completed", "failed", "expired", "cancelled"})
 #: How far back a lost create is looked for: a just-created batch is on the first page.
 _RECOVERY_PAGES = 3
 #: The answers with which a server refuses to cancel a batch, perhaps because it has finished:
 #: OpenAI 400 ("already in terminal status"), llama-stack 409.
 _CANCEL_REFUSALS = frozenset({400, 409})
-
-
-# --- response objects -------------------------------------------------------------------------
-
-
-def _as_int(value: Any) -> int | None:
-    """An int from an int, a float or a numeric string (orq sends ``"bytes": "123"``)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
-    return None
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-@dataclass
-class RequestCounts:
-    total: int = 0
-    completed: int = 0
-    failed: int = 0
-
-    @classmethod
-    def from_json(cls, data: Any) -> RequestCounts:
-        data = _as_dict(data)
-        return cls(
-            total=_as_int(data.get("total")) or 0,
-            completed=_as_int(data.get("completed")) or 0,
-            failed=_as_int(data.get("failed")) or 0,
-        )
-
-
-@dataclass
-class BatchError:
-    """One entry of a batch's ``errors.data``: why the server refused (part of) the file."""
-
-    code: str | None
-    message: str | None
-    param: str | None
-    line: int | None
-
-    @classmethod
-    def from_json(cls, data: Any) -> BatchError:
-        data = _as_dict(data)
-        return cls(
-            code=as_str(data.get("code")),
-            message=as_str(data.get("message")),
-            param=as_str(data.get("param")),
-            line=_as_int(data.get("line")),
-        )
-
-
-@dataclass
-class Batch:
-    """A batch as the server described it.  ``raw`` keeps every field, known or not."""
-
-    id: str
-    status: str
-    endpoint: str | None = None
-    input_file_id: str | None = None
-    completion_window: str | None = None
-    created_at: int | None = None
-    request_counts: RequestCounts = field(default_factory=RequestCounts)
-    output_file_id: str | None = None
-    error_file_id: str | None = None
-    errors: list[BatchError] = field(default_factory=list)
-    metadata: dict[str, str] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-    @classmethod
-    def from_json(cls, data: Any) -> Batch:
-        """Parse leniently: providers add fields and send nulls; only an ``id`` is required."""
-        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise ApiError(f"the server's answer is not a batch object: {snippet(data)}")
-        errors = data.get("errors")
-        if isinstance(errors, dict):
-            errors = errors.get("data")
-        metadata = {
-            str(key): value if isinstance(value, str) else orjson.dumps(value).decode()
-            for key, value in _as_dict(data.get("metadata")).items()
-            if value is not None
-        }
-        return cls(
-            id=data["id"],
-            status=as_str(data.get("status")) or "unknown",
-            endpoint=as_str(data.get("endpoint")),
-            input_file_id=as_str(data.get("input_file_id")),
-            completion_window=as_str(data.get("completion_window")),
-            created_at=_as_int(data.get("created_at")),
-            request_counts=RequestCounts.from_json(data.get("request_counts")),
-            output_file_id=as_str(data.get("output_file_id")),
-            error_file_id=as_str(data.get("error_file_id")),
-            errors=[BatchError.from_json(item) for item in errors or [] if isinstance(item, dict)],
-            metadata=metadata,
-            raw=data,
-        )
-
-
-@dataclass
-class FileObject:
-    """An uploaded file.  One type for orq's two upload answers and OpenAI's File object."""
-
-    id: str
-    filename: str | None = None
-    bytes: int | None = None
-    purpose: str | None = None
-    created_at: int | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_json(cls, data: Any) -> FileObject:
-        """Accept ``{"file": {"file_id", "file_name"...}}``, ``{"_id"...}`` and ``{"id"...}``."""
-        outer = _as_dict(data)
-        inner = outer["file"] if isinstance(outer.get("file"), dict) else outer
-        file_id = next(
-            (inner[key] for key in ("id", "file_id", "_id") if isinstance(inner.get(key), str)),
-            None,
-        )
-        if file_id is None:
-            raise ApiError(f"the server's upload answer has no file id: {snippet(data)}")
-        return cls(
-            id=file_id,
-            filename=as_str(inner.get("filename", inner.get("file_name"))),
-            bytes=_as_int(inner.get("bytes")),
-            purpose=as_str(inner.get("purpose")),
-            created_at=_as_int(inner.get("created_at")),
-            raw=outer,
-        )
 
 
 def _read_key_file(path: str | os.PathLike[str]) -> str:
@@ -222,9 +85,6 @@ def _read_key_file(path: str | os.PathLike[str]) -> str:
     if not key:
         raise UsageError(f"the API key file {path} is empty")
     return key
-
-
-# --- the client -------------------------------------------------------------------------------
 
 
 class Client(HttpClient):
@@ -336,25 +196,9 @@ class Client(HttpClient):
             handle = source.open("rb")
         except OSError as error:
             raise InvalidInputError(f"cannot read {source}: {error.strerror}") from None
-
-        # One boundary for every attempt, so that a retry sends the very same bytes: servers
-        # (and llmock's verdict) recognise a retry by its body.
-        boundary = uuid.uuid4().hex
-
-        def build() -> tuple[Any, dict[str, str]]:
-            # A new encoder per attempt: a streamed body can be read only once.
-            handle.seek(0)
-            encoder = MultipartEncoder(
-                fields=[("purpose", purpose), ("file", (name, handle, "application/jsonl"))],
-                boundary=boundary,
-            )
-            monitor = MultipartEncoderMonitor(encoder)
-            if progress is not None:
-                monitor.callback = lambda m: progress(m.bytes_read, m.len)
-            return LargeChunks(monitor), {"Content-Type": monitor.content_type}
-
         with handle:
-            response = self._send("POST", self._url(self.profile.files_path), body=build)
+            body = multipart_file(handle, name, purpose=purpose, progress=progress)
+            response = self._send("POST", self._url(self.profile.files_path), body=body)
         return FileObject.from_json(self._json(response))
 
     def create_batch(
@@ -576,31 +420,6 @@ class Client(HttpClient):
 
 
 ResultKind = Literal["output", "errors"]
-
-
-@dataclass(frozen=True)
-class DownloadedResults:
-    """Where :meth:`Client.download_results` saved a batch's files; ``None``: no such file."""
-
-    batch: Batch
-    output: Path | None
-    errors: Path | None
-
-
-class BatchNotFinishedError(UsageError):
-    """The batch has not ended, so its result files do not exist yet (exit 2).
-
-    ``batch`` is the batch as last seen, so that the caller can show its status or wait.
-    """
-
-    def __init__(self, batch: Batch) -> None:
-        counts = batch.request_counts
-        super().__init__(
-            f"batch {batch.id} has not finished: it is {batch.status} "
-            f"({counts.completed + counts.failed:,}/{counts.total:,} requests), so its results "
-            f"are not ready; wait until it ends (batchkit wait {batch.id}) and try again"
-        )
-        self.batch = batch
 
 
 def _file_safe(name: str) -> str:

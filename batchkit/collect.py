@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchkit.client import Batch, BatchNotFinishedError, Client, DownloadedResults
+from batchkit.batches import Batch, BatchNotFinishedError, DownloadedResults
+from batchkit.client import Client
 from batchkit.errors import UsageError
 from batchkit.result_files import Summary, results_format, write_results, write_retry_file
 from batchkit.results import JoinProblem, iter_results

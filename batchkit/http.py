@@ -56,9 +56,16 @@ from batchkit.redact import (
     redact_userinfo,
     url_credentials,
 )
-from batchkit.streams import DOWNLOAD_CHUNK, LargeChunks, SinkFactory, peek_pointer, save_body
+from batchkit.streams import (
+    DOWNLOAD_CHUNK,
+    BodyFactory,
+    LargeChunks,
+    SinkFactory,
+    peek_pointer,
+    save_body,
+)
 
-#: RETRY_STATUSES, LargeChunks, SinkFactory, as_str, display_url, parse_retry_after,
+#: RETRY_STATUSES, BodyFactory, LargeChunks, SinkFactory, as_str, display_url, parse_retry_after,
 #: redact_secret, redact_userinfo and snippet live in the modules named above; they were
 #: first defined here and stay importable from here.
 __all__ = [
@@ -117,7 +124,6 @@ class MaybeDelivered(Exception):
 
 
 RetryMode = Literal["always", "unsent_only"]
-BodyFactory = Callable[[], tuple[Any, dict[str, str]]]
 
 
 # --- the transport ----------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchkit.client import Batch, Client, FileObject
+from batchkit.batches import Batch, FileObject
+from batchkit.client import Client
 from batchkit.errors import InvalidInputError, UsageError, WaitTimeout
 from batchkit.limits import Limits, get_profile
 from batchkit.validate import FileReport, validate_file

@@ -22,7 +22,7 @@ from batchkit.cli.common import (
 from batchkit.cli.submit_cmds import ApiSettings, api_options, open_client
 
 if TYPE_CHECKING:
-    from batchkit.client import DownloadedResults
+    from batchkit.batches import DownloadedResults
 
 
 @click.command()
