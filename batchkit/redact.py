@@ -4,16 +4,19 @@ The key must never appear in output, logs, errors or reprs (DESIGN.md "Never los
 The transport holds it in a :class:`Secret`, runs every message it builds through
 :func:`redact_secret`, and shows every URL through :func:`display_url`, since a base URL may
 carry ``user:password@`` and a presigned download URL carries its signature in the query.
+The CLI's ``-v`` log passes through a :class:`RedactingFilter` too: the second lock on the door.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = [
     "REDACTED",
+    "RedactingFilter",
     "Secret",
     "display_url",
     "redact_secret",
@@ -27,6 +30,11 @@ REDACTED = "[redacted]"
 _UNMISTAKABLE_SECRET = 8
 #: The user info of a URL in any text: ``scheme://user:password@``.
 _USERINFO = re.compile(r"(?<=://)[^/?#@\s]+@")
+#: Bearer tokens and Authorization values, in a log record's text.
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"),
+    re.compile(r"(?i)(bearer\s+)[^\s'\",}]+"),
+)
 
 
 class Secret:
@@ -89,3 +97,31 @@ def url_credentials(url: str) -> list[str]:
     except UnicodeEncodeError:
         raw = pair.encode("utf-8")
     return [secret for secret in (password, base64.b64encode(raw).decode()) if secret]
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces bearer tokens, URL credentials and any registered secret with ``***``.
+
+    A registered secret shorter than 8 characters is replaced only as a whole token (see
+    :func:`redact_secret`), so that a short key does not mangle paths and ids.
+
+    The client never logs its key; this is the second lock on the door, against mistakes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = redact_secret(text, secret, "***")
+        for pattern in _SECRET_PATTERNS:
+            text = pattern.sub(lambda m: f"{m.group(1)}***", text)
+        return redact_userinfo(text, "***")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from batchkit.cli.api import ApiSettings, api_options, open_client
 from batchkit.cli.common import (
     echo_json,
     format_option,
@@ -19,7 +20,6 @@ from batchkit.cli.common import (
     quiet_option,
     show_progress,
 )
-from batchkit.cli.submit_cmds import ApiSettings, api_options, open_client
 
 if TYPE_CHECKING:
     from batchkit.batches import DownloadedResults

@@ -15,11 +15,19 @@ def cli() -> None:
 
 def _register() -> None:
     # Imported here so that each command module can import `cli` helpers without cycles.
-    from batchkit.cli import build_cmd, download_cmd, results_cmd, submit_cmds, validate_cmd
+    from batchkit.cli import (
+        batch_cmds,
+        build_cmd,
+        download_cmd,
+        results_cmd,
+        submit_cmds,
+        validate_cmd,
+    )
 
     cli.add_command(validate_cmd.validate)
     cli.add_command(build_cmd.build)
-    for command in submit_cmds.COMMANDS:
+    cli.add_command(submit_cmds.submit)
+    for command in batch_cmds.COMMANDS:
         cli.add_command(command)
     cli.add_command(download_cmd.download)
     cli.add_command(results_cmd.results)

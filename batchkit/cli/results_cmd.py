@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from batchkit.cli.api import ApiSettings, api_options, open_client
+from batchkit.cli.batch_text import print_batch_errors
 from batchkit.cli.common import (
     EXIT_BATCH_FAILED,
     EXIT_OK,
@@ -21,16 +23,7 @@ from batchkit.cli.common import (
     quiet_option,
 )
 from batchkit.cli.options import results_options
-from batchkit.cli.submit_cmds import (
-    ApiSettings,
-    api_options,
-    interval_option,
-    open_client,
-    print_batch_errors,
-    timed_out,
-    timeout_option,
-    wait_or_time_out,
-)
+from batchkit.cli.waiting import interval_option, timed_out, timeout_option, wait_or_time_out
 
 if TYPE_CHECKING:
     from batchkit.collect import CollectedResults

@@ -1,35 +1,34 @@
-"""``batchkit submit``, ``status``, ``list``, ``cancel`` and ``wait``: the Batch API from a shell.
+"""``batchkit submit``: validate a file, upload it, create a batch, optionally wait for it.
 
-A thin layer over :mod:`batchkit.submit` and :class:`batchkit.client.Client`: it turns options
-into calls, results into text or JSON, progress callbacks into tqdm bars (on a terminal only),
-and errors into one stderr line and the exit code of DESIGN.md.  Settings (profile, base URL,
-key) are resolved in exactly one place, :meth:`Client.from_settings`.
+A thin layer over :mod:`batchkit.submit`: it turns options into the call, the result into text
+or JSON and ``$GITHUB_OUTPUT`` lines, the upload's progress callback into a tqdm bar (on a
+terminal only), and errors into one stderr line and the exit code of DESIGN.md.  What it shares
+with the other API commands lives beside it: the options and client in
+:mod:`batchkit.cli.api`, the wait in :mod:`batchkit.cli.waiting`, how a batch reads in
+:mod:`batchkit.cli.batch_text`; ``status``, ``list``, ``cancel`` and ``wait`` are in
+:mod:`batchkit.cli.batch_cmds`.  Those modules' names were first defined here and are still
+importable from here.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from batchkit.cli.api import ApiSettings, api_options, debug_logging, open_client
+from batchkit.cli.batch_cmds import cancel, list_cmd, status, wait
+from batchkit.cli.batch_text import batch_lines, counts_text, final_line, print_batch_errors
 from batchkit.cli.common import (
-    EXIT_BATCH_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_WAIT_TIMEOUT,
     echo_json,
     fail,
     format_option,
     handle_errors,
-    progress_bar,
     quiet_option,
     show_progress,
     warn,
@@ -40,60 +39,61 @@ from batchkit.cli.options import (
     resolve_limits,
     results_options,
 )
-from batchkit.errors import InvalidInputError, UsageError, WaitTimeout
+from batchkit.cli.waiting import (
+    Duration,
+    finish_waited,
+    interval_option,
+    parse_duration,
+    timed_out,
+    timeout_option,
+    wait_and_report,
+    wait_or_time_out,
+)
+from batchkit.errors import InvalidInputError, UsageError
+from batchkit.redact import RedactingFilter, display_url
 
 if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
-    from batchkit.client import Batch, Client
+    from batchkit.batches import Batch
+    from batchkit.client import Client
     from batchkit.collect import CollectedResults
+    from batchkit.issues import FileReport
     from batchkit.submit import SubmitResult
-    from batchkit.validate import FileReport
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-#: Only batchkit's own logger: urllib3's DEBUG lines print whole URLs, and a presigned
-#: download URL carries its signature in the query string.
-_LOGGER_NAMES = ("batchkit",)
+#: Names first defined here that now live beside it (api, batch_cmds, batch_text, waiting) or
+#: in batchkit.redact (RedactingFilter) are re-exported, so that they stay importable from here.
+__all__ = [
+    "COMMANDS",
+    "ApiSettings",
+    "Duration",
+    "MetadataPair",
+    "RedactingFilter",
+    "UploadProgress",
+    "api_options",
+    "batch_lines",
+    "cancel",
+    "counts_text",
+    "debug_logging",
+    "final_line",
+    "finish_waited",
+    "interval_option",
+    "list_cmd",
+    "metadata_dict",
+    "open_client",
+    "parse_duration",
+    "print_batch_errors",
+    "status",
+    "submit",
+    "timed_out",
+    "timeout_option",
+    "validated_line",
+    "wait",
+    "wait_and_report",
+    "wait_or_time_out",
+    "write_github_output",
+]
 
 
 # --- option types -------------------------------------------------------------------------
-
-_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smhd]?)", re.IGNORECASE)
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
-    """Seconds, fractions allowed: ``90``, ``0.5``, ``90s``, ``30m``, ``24h``, ``1h30m``, ``2d``."""
-
-    name = "duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        seconds: float | None = (
-            float(value) if isinstance(value, (int, float)) else parse_duration(str(value))
-        )
-        if seconds is None:
-            self.fail(f"{value!r} is not a duration such as 90, 0.5, 30m, 24h or 1h30m", param, ctx)
-        if seconds <= 0:
-            self.fail(f"{value!r} must be more than 0 seconds", param, ctx)
-        return seconds
-
-
-def parse_duration(text: str) -> float | None:
-    """Seconds in ``text`` (``1h30m`` -> 5400.0), or ``None`` when it is not a duration."""
-    compact = text.strip().replace(" ", "")
-    if not compact:
-        return None
-    position, total = 0, 0.0
-    for match in _DURATION_PART.finditer(compact):
-        if match.start() != position:
-            return None
-        unit = match.group(2).lower()
-        if not unit and match.end() != len(compact):  # a bare number only at the end
-            return None
-        total += float(match.group(1)) * _DURATION_UNITS[unit]
-        position = match.end()
-    return total if position == len(compact) else None
 
 
 class MetadataPair(click.ParamType):  # type: ignore[type-arg]
@@ -134,263 +134,6 @@ def metadata_dict(
     return metadata
 
 
-# --- options shared by every API command --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    """The API options as given on the command line (``None``: not given)."""
-
-    profile: str | None
-    base_url: str | None
-    api_key_file: str | None
-    connect_timeout: float | None
-    read_timeout: float | None
-    max_attempts: int | None
-    allow_insecure_http: bool
-    verbose: bool
-
-    def client(self) -> Client:
-        """The client, its settings resolved by the one function that resolves them."""
-        from batchkit.client import Client
-
-        kwargs: dict[str, Any] = {"allow_insecure_http": self.allow_insecure_http}
-        if self.connect_timeout is not None:
-            kwargs["connect_timeout"] = self.connect_timeout
-        if self.read_timeout is not None:
-            kwargs["read_timeout"] = self.read_timeout
-        if self.max_attempts is not None:
-            kwargs["max_attempts"] = self.max_attempts
-        client = Client.from_settings(
-            profile=self.profile,
-            base_url=self.base_url,
-            api_key_file=self.api_key_file,
-            **kwargs,
-        )
-        return client
-
-
-def api_options(func: F) -> F:
-    """``--profile``, ``--base-url``, ``--api-key-file``, the timeouts, ``-v``: one settings object.
-
-    The command receives them as ``api: ApiSettings``.
-    """
-    timeout = click.FloatRange(min=0, min_open=True)
-    decorators = [
-        click.option(
-            "--profile",
-            help="Provider profile: orq (the default), orq-router, openai, azure, together, "
-            "groq. Default: $BATCHKIT_PROFILE, else orq.",
-        ),
-        click.option(
-            "--base-url",
-            help="The API's base URL (default: $BATCHKIT_BASE_URL, else the profile's).",
-        ),
-        click.option(
-            "--api-key-file",
-            type=click.Path(dir_okay=False),
-            help="Read the API key from this file instead of the profile's variable "
-            "(ORQ_API_KEY, OPENAI_API_KEY, ...).",
-        ),
-        click.option("--connect-timeout", type=timeout, metavar="SECONDS", help="Connect timeout."),
-        click.option("--read-timeout", type=timeout, metavar="SECONDS", help="Read timeout."),
-        click.option(
-            "--max-attempts",
-            type=click.IntRange(min=1, max=10),
-            metavar="N",
-            help="Attempts per request on 429, 5xx and network errors (default 5).",
-        ),
-        click.option(
-            "--allow-insecure-http",
-            is_flag=True,
-            help="Allow sending the key over plain http:// to a host other than loopback.",
-        ),
-        click.option(
-            "-v", "--verbose", is_flag=True, help="Log each HTTP call to stderr (key redacted)."
-        ),
-    ]
-
-    def collect(**kwargs: Any) -> Any:
-        settings = ApiSettings(
-            profile=kwargs.pop("profile"),
-            base_url=kwargs.pop("base_url"),
-            api_key_file=kwargs.pop("api_key_file"),
-            connect_timeout=kwargs.pop("connect_timeout"),
-            read_timeout=kwargs.pop("read_timeout"),
-            max_attempts=kwargs.pop("max_attempts"),
-            allow_insecure_http=kwargs.pop("allow_insecure_http"),
-            verbose=kwargs.pop("verbose"),
-        )
-        with debug_logging(settings.verbose):
-            return func(api=settings, **kwargs)
-
-    collect.__name__ = func.__name__
-    collect.__doc__ = func.__doc__
-    wrapped: Any = collect
-    for decorator in reversed(decorators):
-        wrapped = decorator(wrapped)
-    return wrapped  # type: ignore[no-any-return]
-
-
-# --- logging with the key redacted ---------------------------------------------------------
-
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"),
-    re.compile(r"(?i)(bearer\s+)[^\s'\",}]+"),
-)
-
-
-class RedactingFilter(logging.Filter):
-    """Replaces bearer tokens, URL credentials and any registered secret with ``***``.
-
-    A registered secret shorter than 8 characters is replaced only as a whole token (see
-    :func:`batchkit.client.redact_secret`), so that a short key does not mangle paths and ids.
-
-    The client never logs its key; this is the second lock on the door, against mistakes.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.secrets: set[str] = set()
-
-    def redact(self, text: str) -> str:
-        # Imported here, not at the top: a record is logged only after a client exists.
-        from batchkit.client import redact_secret, redact_userinfo
-
-        for secret in self.secrets:
-            text = redact_secret(text, secret, "***")
-        for pattern in _SECRET_PATTERNS:
-            text = pattern.sub(lambda m: f"{m.group(1)}***", text)
-        return redact_userinfo(text, "***")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        redacted = self.redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-_redactor = RedactingFilter()
-
-
-class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever ``sys.stderr`` is at the time (click's test runner swaps it)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
-
-
-@contextmanager
-def debug_logging(enabled: bool) -> Iterator[None]:
-    """While the command runs: batchkit's DEBUG records on stderr, redacted."""
-    if not enabled:
-        yield
-        return
-    handler = _StderrHandler()
-    handler.setFormatter(logging.Formatter("batchkit: %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(_redactor)
-    saved = []
-    for name in _LOGGER_NAMES:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.level, logger.propagate))
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
-        logger.propagate = False
-    try:
-        yield
-    finally:
-        for logger, level, propagate in saved:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-            logger.propagate = propagate
-
-
-def _register_secret(client: Client) -> None:
-    """Let the log filter know the key (and any URL credentials) itself, so that no library
-    can log them by accident."""
-    for secret in getattr(client, "_secrets", ()):
-        _redactor.secrets.add(secret.reveal())
-
-
-@contextmanager
-def open_client(api: ApiSettings) -> Iterator[Client]:
-    client = api.client()
-    _register_secret(client)
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-# --- how batches are shown ----------------------------------------------------------------
-
-
-def counts_text(batch: Batch) -> str:
-    counts = batch.request_counts
-    text = f"{counts.completed + counts.failed:,}/{counts.total:,} requests"
-    if counts.failed:
-        text += f", {counts.failed:,} failed"
-    return text
-
-
-def _when(timestamp: int | None) -> str:
-    if not timestamp:
-        return "-"
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def batch_lines(batch: Batch) -> list[str]:
-    """``status``'s text: the id and status, then one ``key: value`` line per known fact."""
-    lines = [f"{batch.id}: {batch.status} ({counts_text(batch)})"]
-    facts = [
-        ("endpoint", batch.endpoint),
-        ("input file", batch.input_file_id),
-        ("output file", batch.output_file_id),
-        ("errors file", batch.error_file_id),
-        ("created", _when(batch.created_at) if batch.created_at else None),
-        ("completion window", batch.completion_window),
-    ]
-    lines += [f"  {name}: {value}" for name, value in facts if value]
-    for key, value in sorted(batch.metadata.items()):
-        lines.append(f"  metadata {key}: {value}")
-    if batch.errors:
-        lines.append(f"  {len(batch.errors)} error(s), see below")
-    return lines
-
-
-def final_line(batch: Batch) -> str:
-    """``completed: 48,108 completed, 12 failed; output file_..., errors file_...``."""
-    counts = batch.request_counts
-    text = f"{batch.status}: {counts.completed:,} completed, {counts.failed:,} failed"
-    files = []
-    if batch.output_file_id:
-        files.append(f"output {batch.output_file_id}")
-    if batch.error_file_id:
-        files.append(f"errors {batch.error_file_id}")
-    if files:
-        text += "; " + ", ".join(files)
-    return f"{batch.id} {text}"
-
-
-def print_batch_errors(batch: Batch, path: str | None = None) -> None:
-    """The batch's own ``errors`` in ``batchkit validate``'s form: ``path:line: code: message``."""
-    from batchkit.cli.report import issue_line
-    from batchkit.validate import Issue
-
-    where = path or batch.input_file_id or batch.id
-    for error in batch.errors:
-        issue = Issue(
-            line=error.line,
-            code=error.code or "error",
-            param=error.param,
-            message=error.message or "(no message)",
-        )
-        click.echo(issue_line(where, issue))
-
-
 def write_github_output(values: dict[str, str]) -> None:
     """Append ``name=value`` lines to ``$GITHUB_OUTPUT`` when a workflow set it.
 
@@ -412,99 +155,7 @@ def write_github_output(values: dict[str, str]) -> None:
         warn(f"cannot write GITHUB_OUTPUT ({target}): {error.strerror or error}")
 
 
-# --- wait ---------------------------------------------------------------------------------
-
-
-def wait_and_report(
-    client: Client,
-    batch_id: str,
-    *,
-    timeout: float | None,
-    interval: float,
-    output_format: str,
-    quiet: bool,
-    path: str | None = None,
-) -> Batch:
-    """Poll until the batch is terminal, with a bar of its request counts on a terminal.
-
-    Off a terminal each change of status is one line on stderr (CI logs stay readable).
-    """
-    from batchkit.submit import wait_for_batch
-
-    bar_enabled = show_progress(quiet, output_format)
-    chatty = not quiet and output_format == "text"
-    last_status: list[str] = []
-    with progress_bar(bar_enabled, total=0, unit=" requests", desc="waiting") as bar:
-
-        def on_update(batch: Batch) -> None:
-            if bar is not None:
-                counts = batch.request_counts
-                bar.set_description_str(batch.status, refresh=False)
-                if counts.total and bar.total != counts.total:
-                    bar.total = counts.total
-                bar.set_postfix_str(f"{counts.failed:,} failed" if counts.failed else "", False)
-                bar.update(counts.completed + counts.failed - bar.n)
-            elif chatty and (not last_status or last_status[-1] != batch.status):
-                click.echo(f"{batch.id}: {batch.status} ({counts_text(batch)})", err=True)
-            last_status.append(batch.status)
-
-        return wait_for_batch(
-            client, batch_id, timeout=timeout, interval=interval, on_update=on_update
-        )
-
-
-def wait_or_time_out(
-    client: Client, batch_id: str, **options: Any
-) -> tuple[Batch | None, WaitTimeout | None]:
-    """:func:`wait_and_report`, with a timeout returned rather than raised.
-
-    The batch is then the last state seen, so that ``--format json`` prints it all the same.
-    """
-    try:
-        return wait_and_report(client, batch_id, **options), None
-    except WaitTimeout as timeout:
-        return timeout.batch, timeout
-
-
-def timed_out(timeout: WaitTimeout, batch_id: str) -> None:
-    """Exit 5 with the timeout's message and how to go on waiting."""
-    fail(f"{timeout}; it goes on: `batchkit wait {batch_id}` waits again", EXIT_WAIT_TIMEOUT)
-
-
-def finish_waited(batch: Batch, output_format: str, quiet: bool, path: str | None = None) -> int:
-    """Print the final state of a waited-for batch; the exit code: 0 completed, else 4."""
-    if output_format == "text":
-        if batch.errors:
-            print_batch_errors(batch, path)
-        if not quiet or batch.status != "completed":
-            click.echo(final_line(batch))
-    if batch.status == "completed":
-        return EXIT_OK
-    reason = f"batch {batch.id} ended {batch.status}"
-    if batch.errors:
-        reason += f" with {len(batch.errors)} error(s)"
-    click.echo(f"batchkit: error: {reason}", err=True)
-    return EXIT_BATCH_FAILED
-
-
-timeout_option = click.option(
-    "--timeout",
-    type=Duration(),
-    metavar="DURATION",
-    help="Give up waiting after this long (exit 5; the batch goes on): seconds (fractions "
-    "allowed) or 90s, 30m, 24h. Default: no limit.",
-)
-interval_option = click.option(
-    "--interval",
-    type=Duration(),
-    default=5.0,
-    show_default=True,
-    metavar="DURATION",
-    help="Seconds between the first polls; later polls back off.",
-)
-
-
-# --- the commands -------------------------------------------------------------------------
+# --- the command --------------------------------------------------------------------------
 
 
 @click.command()
@@ -794,8 +445,6 @@ def _print_validated(report: FileReport) -> None:
 
 def _print_submitted(result: SubmitResult, path: str, client: Client) -> None:
     if result.dry_run:
-        from batchkit.client import display_url
-
         target = display_url(client.base_url).rstrip("/")
         click.echo(
             f"dry run: would upload {path} ({result.report.bytes:,} bytes, sha256 "
@@ -837,123 +486,6 @@ def _submit_document(result: SubmitResult, batch: Batch | None, *, waited: bool)
         "rerun_detection": result.rerun_detection,
         "validation": result.report.to_dict(),
     }
-
-
-@click.command()
-@click.argument("batch_id", metavar="ID")
-@format_option("text", "json")
-@api_options
-@handle_errors
-def status(api: ApiSettings, batch_id: str, output_format: str) -> None:
-    """Show a batch: its status, request counts and files."""
-    with open_client(api) as client:
-        batch = client.retrieve_batch(batch_id)
-    if output_format == "json":
-        echo_json(batch.raw)
-        return
-    for line in batch_lines(batch):
-        click.echo(line)
-    if batch.errors:
-        print_batch_errors(batch)
-
-
-@click.command(name="list")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1, max=100),
-    default=20,
-    show_default=True,
-    help="How many batches (newest first).",
-)
-@click.option("--after", metavar="ID", help="Start after this batch id (the next page).")
-@format_option("text", "json")
-@api_options
-@handle_errors
-def list_cmd(api: ApiSettings, limit: int, after: str | None, output_format: str) -> None:
-    """List batches, newest first, one line each."""
-    with open_client(api) as client:
-        batches = client.list_batches(limit=limit, after=after)
-    if output_format == "json":
-        echo_json(
-            {
-                "data": [batch.raw for batch in batches],
-                "last_id": batches[-1].id if batches else None,
-            }
-        )
-        return
-    if not batches:
-        click.echo("no batches", err=True)
-        return
-    rows = [
-        (b.id, b.status, b.endpoint or "-", _when(b.created_at), counts_text(b)) for b in batches
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        click.echo("  ".join([*cells, row[4]]))
-
-
-@click.command()
-@click.argument("batch_id", metavar="ID")
-@format_option("text", "json")
-@api_options
-@handle_errors
-def cancel(api: ApiSettings, batch_id: str, output_format: str) -> None:
-    """Cancel a batch.  A batch that has already finished is shown as it is (exit 0), on
-    every server, including those that refuse to cancel it (OpenAI's 400, llama-stack's 409).
-    """
-    with open_client(api) as client:
-        batch = client.cancel_batch(batch_id)
-    if output_format == "json":
-        echo_json(batch.raw)
-        return
-    click.echo(f"{batch.id}: {batch.status} ({counts_text(batch)})")
-    if batch.status in _ENDED_UNCANCELLED:
-        click.echo(
-            f"batch {batch.id} had already ended ({batch.status}): nothing to cancel", err=True
-        )
-
-
-#: Statuses a cancel cannot have caused: the batch had ended before it.
-_ENDED_UNCANCELLED = frozenset({"completed", "failed", "expired"})
-
-
-@click.command()
-@click.argument("batch_id", metavar="ID")
-@timeout_option
-@interval_option
-@format_option("text", "json")
-@quiet_option
-@api_options
-@handle_errors
-def wait(
-    api: ApiSettings,
-    batch_id: str,
-    timeout: float | None,
-    interval: float,
-    output_format: str,
-    quiet: bool,
-) -> None:
-    """Wait until a batch ends.  Exit 0 completed; 4 failed, expired or cancelled; 5 if
-    --timeout ends the wait first (with --format json the last state seen is printed).
-    """
-    with open_client(api) as client:
-        batch, timeout_error = wait_or_time_out(
-            client,
-            batch_id,
-            timeout=timeout,
-            interval=interval,
-            output_format=output_format,
-            quiet=quiet,
-        )
-    code = EXIT_OK
-    if batch is not None and timeout_error is None:
-        code = finish_waited(batch, output_format, quiet)
-    if output_format == "json" and batch is not None:
-        echo_json(batch.raw)
-    if timeout_error is not None:
-        timed_out(timeout_error, batch_id)
-    raise SystemExit(code)
 
 
 COMMANDS: tuple[click.Command, ...] = (submit, status, list_cmd, cancel, wait)
