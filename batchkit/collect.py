@@ -19,7 +19,7 @@ from typing import Any
 
 from batchkit.batches import Batch, BatchNotFinishedError, DownloadedResults
 from batchkit.client import Client
-from batchkit.errors import UsageError
+from batchkit.errors import BatchkitError, UsageError
 from batchkit.result_files import Summary, results_format, write_results, write_retry_file
 from batchkit.results import JoinProblem, iter_results
 
@@ -126,7 +126,7 @@ def collect_results(
     if not batch.is_terminal:
         raise BatchNotFinishedError(batch)
     with contextlib.ExitStack() as stack:
-        directory = keep_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="batchkit-"))
+        directory = keep_dir or stack.enter_context(_download_directory(Path(dest)))
         downloaded = client.download_results(batch, directory)
         join = stack.enter_context(
             iter_results(
@@ -152,3 +152,14 @@ def collect_results(
         downloaded=downloaded if keep_dir is not None else None,
         problems=problems,
     )
+
+
+def _download_directory(dest: Path) -> tempfile.TemporaryDirectory[str]:
+    """A temporary directory beside the results file, so that the downloads (200 MB and more)
+    go where the user has room, and are removed however the command ends."""
+    beside = dest.absolute().parent
+    try:
+        beside.mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=".batchkit-download-", dir=beside)
+    except OSError as error:
+        raise BatchkitError(f"cannot write in {beside}: {error.strerror or error}") from None

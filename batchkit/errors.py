@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # errors is imported by everything; it imports nothing at run time
-    from batchkit.client import Batch
+    from batchkit.batches import Batch
 
 
 class BatchkitError(Exception):
