@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,13 +27,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from peak_rss import peak_rss_mb
+from transfer_report import print_round, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.servers.fake_orq import FakeOrq  # noqa: E402
 
-RSS_TARGET_MB = 64.0
 KEY = "bench-download-key"
 _CHUNK = 1024 * 1024
 
@@ -129,25 +128,9 @@ def main() -> int:
                     raise SystemExit(f"{mode}: got {result['received']} of {size} bytes")
                 dest.unlink()
                 runs[mode].append(result)
-                print(
-                    f"  round {round_number + 1} {mode:6s} {result['seconds']:6.2f} s "
-                    f"{size / result['seconds'] / 1e6:7.1f} MB/s  peak RSS "
-                    f"{result['peak_rss_mb']:5.1f} MB (imports {result['baseline_mb']:.1f} MB)"
-                )
+                print_round(round_number, mode, result, size)
 
-    client_s = statistics.median(r["seconds"] for r in runs["client"])
-    plain_s = statistics.median(r["seconds"] for r in runs["plain"])
-    client_rss = max(r["peak_rss_mb"] for r in runs["client"])
-    plain_rss = max(r["peak_rss_mb"] for r in runs["plain"])
-    print(
-        f"median: Client.download_file {client_s:.2f} s, plain requests.get {plain_s:.2f} s, "
-        f"ratio {client_s / plain_s:.2f}x"
-    )
-    print(
-        f"peak RSS: Client.download_file {client_rss:.1f} MB (target <= {RSS_TARGET_MB:.0f} MB), "
-        f"plain requests.get {plain_rss:.1f} MB"
-    )
-    return 0 if client_rss <= RSS_TARGET_MB else 1
+    return summarize(runs, "Client.download_file", "plain requests.get")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from peak_rss import peak_rss_mb
+from transfer_report import print_round, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
-RSS_TARGET_MB = 64.0
 _CHUNK = 1024 * 1024
 
 
@@ -158,26 +157,10 @@ def main() -> int:
                 if result["sent"] < size:
                     raise SystemExit(f"{mode}: the sink got {result['sent']} of {size} bytes")
                 runs[mode].append(result)
-                print(
-                    f"  round {round_number + 1} {mode:6s} {result['seconds']:6.2f} s "
-                    f"{size / result['seconds'] / 1e6:7.1f} MB/s  peak RSS "
-                    f"{result['peak_rss_mb']:5.1f} MB (imports {result['baseline_mb']:.1f} MB)"
-                )
+                print_round(round_number, mode, result, size)
     server.shutdown()
 
-    client_s = statistics.median(r["seconds"] for r in runs["client"])
-    plain_s = statistics.median(r["seconds"] for r in runs["plain"])
-    client_rss = max(r["peak_rss_mb"] for r in runs["client"])
-    plain_rss = max(r["peak_rss_mb"] for r in runs["plain"])
-    print(
-        f"median: Client.upload_file {client_s:.2f} s, plain requests.post {plain_s:.2f} s, "
-        f"ratio {client_s / plain_s:.2f}x"
-    )
-    print(
-        f"peak RSS: Client.upload_file {client_rss:.1f} MB (target <= {RSS_TARGET_MB:.0f} MB), "
-        f"plain requests.post {plain_rss:.1f} MB"
-    )
-    return 0 if client_rss <= RSS_TARGET_MB else 1
+    return summarize(runs, "Client.upload_file", "plain requests.post")
 
 
 if __name__ == "__main__":
