@@ -305,3 +305,21 @@ def test_llama_stack_end_to_end(llama_stack_server: LlamaStackServer, tmp_path: 
     assert [row["status"] for row in rows(out)] == ["failed"] * 5
     assert rows(out)[0]["error"]["code"] == "request_failed"
     assert retry.read_bytes() == bad.read_bytes()
+
+
+def test_text_from_the_server_is_printed_escaped(
+    fake: FakeOrq, client: Client, batch_input: Path, tmp_path: Path
+) -> None:
+    """An error code, message or custom_id from the files must not start a new line (or a
+    GitHub annotation) in what batchkit prints."""
+    batch_id = submitted(client, batch_input)
+    fake.state.end_batch(batch_id, "completed")
+    hostile = {
+        "custom_id": "req-1\n::error::forged",
+        "response": {"status_code": 500, "body": {"error": {"code": "x\n::error::pwned"}}},
+    }
+    fake.state.set_result_files(batch_id, jsonl(hostile), None)
+    done = results(fake, batch_id, "--input", str(batch_input), "-o", str(tmp_path / "r.jsonl"))
+    assert done.returncode == 4, explain(done)
+    assert not any(line.startswith("::") for line in done.stderr.splitlines()), done.stderr
+    assert "x\\n::error::pwned" in done.stderr

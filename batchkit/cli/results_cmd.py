@@ -23,10 +23,16 @@ from batchkit.cli.common import (
     quiet_option,
 )
 from batchkit.cli.options import results_options
+from batchkit.cli.report import issue_line, printable
 from batchkit.cli.waiting import interval_option, timed_out, timeout_option, wait_or_time_out
+from batchkit.issues import Issue
+from batchkit.results import STATUSES
 
 if TYPE_CHECKING:
     from batchkit.collect import CollectedResults
+
+#: At most this many join problems are printed; ``--format json`` has them all.
+_SHOWN_PROBLEMS = 20
 
 
 @click.command()
@@ -131,14 +137,15 @@ def report_collected(
     else:
         if collected.batch.errors:
             print_batch_errors(collected.batch, input_path)
-        for problem in collected.problems[:20]:
-            where = f"{problem.path}:{problem.line}" if problem.line is not None else problem.path
-            click.echo(f"{where}: warning: {problem.code}: {problem.message}", err=True)
-        if len(collected.problems) > 20:
-            click.echo(f"warning: {len(collected.problems) - 20:,} more problems", err=True)
+        for problem in collected.problems[:_SHOWN_PROBLEMS]:
+            issue = Issue(problem.line, problem.code, None, problem.message, severity="warning")
+            click.echo(issue_line(problem.path, issue), err=True)
+        hidden = len(collected.problems) - _SHOWN_PROBLEMS
+        if hidden > 0:
+            click.echo(f"warning: {hidden:,} more problems (see --format json)", err=True)
         if not quiet:
             for line in summary_lines(collected):
-                click.echo(line, err=True)
+                click.echo(printable(line), err=True)
     if collected.all_succeeded:
         return EXIT_OK
     if not collected.summary.total and collected.batch.status != "completed":
@@ -155,7 +162,7 @@ def summary_lines(collected: CollectedResults) -> list[str]:
     summary = collected.summary
     counts = ", ".join(
         f"{summary.counts[status]:,} {status}"
-        for status in ("succeeded", "failed", "expired", "cancelled", "missing")
+        for status in STATUSES
         if summary.counts[status] or status == "succeeded"
     )
     lines = [
