@@ -133,6 +133,19 @@ def parse_result_line(record: dict[str, Any], line: int | None = None) -> Result
     may be absent rather than null.
     """
     response = record.get("response")
+    if record.get("error") is None and type(response) is dict:
+        # The common case first, answered with a few tests: a 2xx answer.
+        code = response.get("status_code")
+        if type(code) is int and 200 <= code <= 299:
+            body = _decoded(response.get("body"))
+            usage = body.get("usage") if type(body) is dict else None
+            usage = usage if type(usage) is dict else None
+            return Result(record["custom_id"], "succeeded", code, body, None, usage, line)
+    return _parse_other(record, response, line)
+
+
+def _parse_other(record: dict[str, Any], response: Any, line: int | None) -> Result:
+    """:func:`parse_result_line` for everything but a plain success."""
     status_code: int | None = None
     body: Any = None
     if isinstance(response, dict):
@@ -226,10 +239,8 @@ class _Source:
     unusable: int = 0
 
     def __post_init__(self) -> None:
-        self._fd = self.stream.fileno()
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        return os.pread(self._fd, length, offset)
+        #: For ``os.pread``: one system call per answer, and the stream's buffer is kept.
+        self.fd = self.stream.fileno()
 
     def close(self) -> None:
         self.stream.close()
@@ -392,8 +403,11 @@ class ResultJoin:
     def _read(self, place: _Place, custom_id: str, line: int | None) -> Result | None:
         number_of_source, offset, length, number = place
         source = self._sources[number_of_source]
-        record = _loads(source.read_at(offset, length))
-        if not isinstance(record, dict) or record.get("custom_id") != custom_id:
+        try:
+            record = orjson.loads(os.pread(source.fd, length, offset))
+        except orjson.JSONDecodeError:
+            record = None
+        if type(record) is not dict or record.get("custom_id") != custom_id:
             # Only a custom_id nested in the body was found (or the file changed meanwhile).
             message = "the line has no custom_id of its own (only inside its response)"
             self._problem(source.path, number, "missing_custom_id", message)
