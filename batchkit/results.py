@@ -195,6 +195,8 @@ def _error_of(value: Any) -> ResultError | None:
 # --- reading the files --------------------------------------------------------------------
 
 _CUSTOM_ID_KEY = b'"custom_id"'
+#: How batchkit writes a request line: the id first.
+_LEADING_KEY = b'{"custom_id"'
 #: The value when it has no escapes (ids nearly never do): its bytes are the string.
 _PLAIN_VALUE = re.compile(rb'\s*:\s*"([^"\\]*)"')
 
@@ -205,19 +207,30 @@ def _peek_custom_id(raw: bytes, start: int = 0, end: int | None = None) -> str |
     The first ``"custom_id"`` of the line is its top-level key when its opening quote is not
     escaped (no backslash before it), a colon follows it (so it is a key, not a value), and
     no other object was opened before it (one ``{`` before it).  Then its string value is read
-    on the spot; otherwise the caller parses the whole line.  The join parses every line it
-    uses anyway and checks the id again.  (The line is given by its bounds in a larger
-    buffer, so that the index pass never copies a line.)
+    on the spot when it has no escapes; otherwise the caller parses the whole line.  The join
+    parses every line it uses anyway and checks the id again.  (The line is given by its
+    bounds in a larger buffer, so that the index pass never copies a line.)
     """
     end = len(raw) if end is None else end
-    at = raw.find(_CUSTOM_ID_KEY, start, end)
-    if at <= start or raw[at - 1] == 0x5C or raw.count(b"{", start, at) != 1:
-        return None
-    match = _PLAIN_VALUE.match(raw, at + len(_CUSTOM_ID_KEY), end)
-    if match is None:
-        return None
+    if raw.startswith(_LEADING_KEY, start):  # the id first, as batchkit writes requests
+        at = start + 1
+    else:
+        at = raw.find(_CUSTOM_ID_KEY, start, end)
+        if at <= start or raw[at - 1] == 0x5C or raw.count(b"{", start, at) != 1:
+            return None
+    after = at + len(_CUSTOM_ID_KEY)
+    if raw.startswith(b':"', after):  # compact JSON: the value right after the colon
+        close = raw.find(b'"', after + 2, end)
+        value = raw[after + 2 : close]
+        if close < 0 or 0x5C in value:
+            return None
+    else:
+        match = _PLAIN_VALUE.match(raw, after, end)
+        if match is None:
+            return None
+        value = match.group(1)
     try:
-        return match.group(1).decode()
+        return value.decode()
     except UnicodeDecodeError:
         return None
 

@@ -295,3 +295,19 @@ def test_block_lines_are_the_lines_with_their_offsets(
             for found in results_module._block_lines(io.BytesIO(data))
         ]
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    "custom_id", ['say "hi"', "back\\slash", "ünïcödé ☃", "tab\there", "x" * 300]
+)
+def test_odd_custom_ids_are_joined_by_their_value(tmp_path: Path, custom_id: str) -> None:
+    """Ids the quick reading of a line cannot take as they are (escapes, non-ASCII) are read
+    by parsing the line: the join still finds each request's own answer."""
+    ids = ["plain-1", custom_id, "plain-2"]
+    batch_input = write(tmp_path / "in.jsonl", *(request(i) for i in ids))
+    output = write(tmp_path / "out.jsonl", *(answer(i, f"to {i}") for i in reversed(ids)))
+    join = iter_results(output, None, input=batch_input)
+    results = list(join)
+    assert [r.custom_id for r in results] == ids
+    assert [r.body["choices"][0]["message"]["content"] for r in results] == [f"to {i}" for i in ids]
+    assert join.problems == []
