@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from batchkit.cli.main import cli
-from batchkit.cli.submit_cmds import parse_duration
+from batchkit.cli.waiting import parse_duration
 from batchkit.submit import HASH_KEY, file_sha256
 from tests.helpers import CHAT, jsonl, request
 from tests.servers.cli import batch_file, clean_env, explain, run_batchkit

@@ -6,8 +6,7 @@ terminal only), and errors into one stderr line and the exit code of DESIGN.md. 
 with the other API commands lives beside it: the options and client in
 :mod:`batchkit.cli.api`, the wait in :mod:`batchkit.cli.waiting`, how a batch reads in
 :mod:`batchkit.cli.batch_text`; ``status``, ``list``, ``cancel`` and ``wait`` are in
-:mod:`batchkit.cli.batch_cmds`.  Those modules' names were first defined here and are still
-importable from here.
+:mod:`batchkit.cli.batch_cmds`.
 """
 
 from __future__ import annotations
@@ -19,9 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from batchkit.cli.api import ApiSettings, api_options, debug_logging, open_client
-from batchkit.cli.batch_cmds import cancel, list_cmd, status, wait
-from batchkit.cli.batch_text import batch_lines, counts_text, final_line, print_batch_errors
+from batchkit.cli.api import ApiSettings, api_options, open_client
 from batchkit.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -40,17 +37,14 @@ from batchkit.cli.options import (
     results_options,
 )
 from batchkit.cli.waiting import (
-    Duration,
     finish_waited,
     interval_option,
-    parse_duration,
     timed_out,
     timeout_option,
-    wait_and_report,
     wait_or_time_out,
 )
 from batchkit.errors import InvalidInputError, UsageError
-from batchkit.redact import RedactingFilter, display_url
+from batchkit.redact import display_url
 
 if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
     from batchkit.batches import Batch
@@ -58,40 +52,6 @@ if TYPE_CHECKING:  # the HTTP stack is imported only by the commands that use it
     from batchkit.collect import CollectedResults
     from batchkit.issues import FileReport
     from batchkit.submit import SubmitResult
-
-#: Names first defined here that now live beside it (api, batch_cmds, batch_text, waiting) or
-#: in batchkit.redact (RedactingFilter) are re-exported, so that they stay importable from here.
-__all__ = [
-    "COMMANDS",
-    "ApiSettings",
-    "Duration",
-    "MetadataPair",
-    "RedactingFilter",
-    "UploadProgress",
-    "api_options",
-    "batch_lines",
-    "cancel",
-    "counts_text",
-    "debug_logging",
-    "final_line",
-    "finish_waited",
-    "interval_option",
-    "list_cmd",
-    "metadata_dict",
-    "open_client",
-    "parse_duration",
-    "print_batch_errors",
-    "status",
-    "submit",
-    "timed_out",
-    "timeout_option",
-    "validated_line",
-    "wait",
-    "wait_and_report",
-    "wait_or_time_out",
-    "write_github_output",
-]
-
 
 # --- option types -------------------------------------------------------------------------
 
@@ -486,6 +446,3 @@ def _submit_document(result: SubmitResult, batch: Batch | None, *, waited: bool)
         "rerun_detection": result.rerun_detection,
         "validation": result.report.to_dict(),
     }
-
-
-COMMANDS: tuple[click.Command, ...] = (submit, status, list_cmd, cancel, wait)
