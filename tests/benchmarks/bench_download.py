@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from peak_rss import peak_rss_mb
-from transfer_report import print_round, summarize
+from transfer_report import print_round, run_child, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -83,19 +81,6 @@ def child(mode: str, url: str, file_id: str, dest: str) -> None:
     )
 
 
-def run_child(mode: str, url: str, file_id: str, dest: Path) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    output = subprocess.run(
-        [sys.executable, __file__, "--child", mode, url, file_id, str(dest)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    ).stdout
-    result: dict[str, float] = json.loads(output)
-    return result
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark the streamed download.")
     parser.add_argument("--mb", type=int, default=200, help="file size in MB (default 200)")
@@ -123,7 +108,7 @@ def main() -> int:
         dest = Path(directory) / "dest.jsonl"
         for round_number in range(options.rounds):
             for mode in ("plain", "client"):  # interleaved, so drift hits both alike
-                result = run_child(mode, fake.url, stored.id, dest)
+                result = run_child(__file__, mode, fake.url, stored.id, str(dest))
                 if result["received"] != size or dest.stat().st_size != size:
                     raise SystemExit(f"{mode}: got {result['received']} of {size} bytes")
                 dest.unlink()

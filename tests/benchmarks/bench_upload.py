@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from peak_rss import peak_rss_mb
-from transfer_report import print_round, summarize
+from transfer_report import print_round, run_child, summarize
 
-ROOT = Path(__file__).resolve().parents[2]
 _CHUNK = 1024 * 1024
 
 
@@ -119,19 +116,6 @@ def child(mode: str, url: str, path: str) -> None:
     )
 
 
-def run_child(mode: str, url: str, path: Path) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    output = subprocess.run(
-        [sys.executable, __file__, "--child", mode, url, str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    ).stdout
-    result: dict[str, float] = json.loads(output)
-    return result
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark the streamed upload.")
     parser.add_argument("--mb", type=int, default=200, help="file size in MB (default 200)")
@@ -153,7 +137,7 @@ def main() -> int:
         runs: dict[str, list[dict[str, float]]] = {"client": [], "plain": []}
         for round_number in range(options.rounds):
             for mode in ("plain", "client"):  # interleaved, so drift hits both alike
-                result = run_child(mode, url, path)
+                result = run_child(__file__, mode, url, str(path))
                 if result["sent"] < size:
                     raise SystemExit(f"{mode}: the sink got {result['sent']} of {size} bytes")
                 runs[mode].append(result)

@@ -6,11 +6,33 @@ compares their median times and their peak RSS against the 64 MB target.
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+#: The repository root, so that a child process imports this checkout's batchkit and tests.
+ROOT = Path(__file__).resolve().parents[2]
 
 RSS_TARGET_MB = 64.0
 
 Run = dict[str, float]
+
+
+def run_child(script: str, *args: str) -> Run:
+    """Run ``script --child ARGS`` in a fresh interpreter; the JSON it prints."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    output = subprocess.run(
+        [sys.executable, script, "--child", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    ).stdout
+    result: Run = json.loads(output)
+    return result
 
 
 def print_round(round_number: int, mode: str, result: Run, size: int) -> None:
