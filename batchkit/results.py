@@ -333,42 +333,43 @@ class ResultJoin:
         index = self._index()
         taken: dict[str, int] = {}
         number = 0
-        for found in _block_lines(input_stream):
-            number += 1
-            if isinstance(found, LongLine):
-                message = f"the line is {found.length:,} bytes, longer than any batch request"
-                self._problem(self.input, number, "invalid_request_line", message)
-                continue
-            data, start, end, _ = found
-            record = None
-            custom_id = None if self.include_request else _peek_custom_id(data, start, end)
-            if custom_id is None:  # the request itself is wanted, or its id is not plain
-                raw = data[start:end]
-                if raw.isspace():
+        for data, _, entries in _line_blocks(input_stream):
+            for entry in entries:
+                number += 1
+                if type(entry) is LongLine:
+                    message = f"the line is {entry.length:,} bytes, longer than any batch request"
+                    self._problem(self.input, number, "invalid_request_line", message)
                     continue
-                record = _loads(raw)
-                custom_id = _custom_id_of(record)
-            if custom_id is None:
-                self._problem(
-                    self.input, number, "missing_custom_id", "the request has no custom_id"
-                )
-                continue
-            first = taken.setdefault(custom_id, number)
-            if first != number:
-                self._problem(
-                    self.input,
-                    number,
-                    "duplicate_custom_id",
-                    f"custom_id {custom_id!r} was already used on line {first}; its answer "
-                    "is joined to that line only",
-                )
-                continue
-            place = index.pop(custom_id, None)
-            result = self._read(place, custom_id, number) if place is not None else None
-            result = result or Result(custom_id, "missing", line=number)
-            if self.include_request and isinstance(record, dict):
-                result.request = record.get("body")
-            yield result
+                start, end = entry  # type: ignore[misc]
+                record = None
+                custom_id = None if self.include_request else _peek_custom_id(data, start, end)
+                if custom_id is None:  # the request itself is wanted, or its id is not plain
+                    raw = data[start:end]
+                    if raw.isspace():
+                        continue
+                    record = _loads(raw)
+                    custom_id = _custom_id_of(record)
+                if custom_id is None:
+                    self._problem(
+                        self.input, number, "missing_custom_id", "the request has no custom_id"
+                    )
+                    continue
+                first = taken.setdefault(custom_id, number)
+                if first != number:
+                    self._problem(
+                        self.input,
+                        number,
+                        "duplicate_custom_id",
+                        f"custom_id {custom_id!r} was already used on line {first}; its "
+                        "answer is joined to that line only",
+                    )
+                    continue
+                place = index.pop(custom_id, None)
+                result = self._read(place, custom_id, number) if place is not None else None
+                result = result or Result(custom_id, "missing", line=number)
+                if self.include_request and isinstance(record, dict):
+                    result.request = record.get("body")
+                yield result
         for custom_id, place in index.items():
             self._problem(
                 self._sources[place[0]].path,
@@ -384,28 +385,30 @@ class ResultJoin:
         """Pass 1: each answer's place, the first one of each custom_id.
 
         The hot loop of the join: it reads every byte of a 200 MB output file.  So it reads
-        1 MiB blocks and finds each line's custom_id in place (:func:`_block_lines`), without
+        1 MiB blocks and finds each line's custom_id in place (:func:`_line_blocks`), without
         making a bytes object per line; only a line whose id cannot be read so is parsed.
         """
         index: dict[str, _Place] = {}
         for number_of_source, source in enumerate(self._sources):
             number = peeked = 0
-            for found in _block_lines(source.stream):
-                number += 1
-                if isinstance(found, LongLine):
-                    self._too_long(source, number, found.length)
-                    continue
-                data, start, end, offset = found
-                custom_id = _peek_custom_id(data, start, end)
-                if custom_id is not None:
-                    peeked += 1
-                else:
-                    parsed = self._parse(source, number, data[start:end])
-                    custom_id = parsed.custom_id if parsed is not None else None
-                if custom_id is not None:
+            for data, offset, entries in _line_blocks(source.stream):
+                for entry in entries:
+                    number += 1
+                    if type(entry) is LongLine:
+                        self._too_long(source, number, entry.length)
+                        continue
+                    start, end = entry  # type: ignore[misc]
+                    custom_id = _peek_custom_id(data, start, end)
+                    if custom_id is not None:
+                        peeked += 1
+                    else:
+                        parsed = self._parse(source, number, data[start:end])
+                        custom_id = parsed.custom_id if parsed is not None else None
+                    if custom_id is None:
+                        continue
                     first = index.get(custom_id)
                     if first is None:
-                        index[custom_id] = (number_of_source, offset, end - start, number)
+                        index[custom_id] = (number_of_source, offset + start, end - start, number)
                     else:
                         where = (self._sources[first[0]].path, first[3])
                         self._duplicate(source.path, number, custom_id, where)
@@ -487,45 +490,65 @@ class ResultJoin:
 _BLOCK = 1 << 20
 
 
-def _block_lines(stream: BinaryIO) -> Iterator[tuple[bytes, int, int, int] | LongLine]:
-    """Each line of ``stream`` as ``(buffer, start, end, file offset)``, or a :class:`LongLine`.
+#: A line of a block: ``(start, end)`` in the block's buffer, or one too long to keep.
+_Entry = tuple[int, int] | LongLine
 
-    The line is ``buffer[start:end]`` (line end included); the buffer is a block read from
-    the file, with the unfinished line of the block before it in front.  A line past
-    :data:`MAX_LINE` is let go as it is read and reported by its length, so memory stays at
-    about one block and one line.
+
+def _line_blocks(stream: BinaryIO) -> Iterator[tuple[bytes, int, list[_Entry]]]:
+    """The lines of ``stream``, a block at a time: ``(buffer, offset, entries)``.
+
+    Each entry is a line ``buffer[start:end]`` (line end included) at file offset
+    ``offset + start``, or a :class:`LongLine` past :data:`MAX_LINE`, let go as it was read
+    and reported by its length.  A block's lines are found in the block itself, never
+    copied; only a line that spans two blocks is put together, as a buffer of its own.  A
+    list a block, not a line at a time: the join's two passes handle every line of a 200 MB
+    file, and a generator step a line costs more than finding the line.
     """
     stream.seek(0)
-    carry = b""
-    base = 0  # the file offset of carry[0]
+    offset = 0  # the file offset of the current block
+    pieces: list[bytes] = []  # the start of a line that the blocks so far did not finish
+    held = 0  # their length
     skipped = 0  # bytes of an over-long line let go so far
     while block := stream.read(_BLOCK):
-        data = carry + block if carry else block
         pos = 0
-        if skipped:  # inside an over-long line: skip to its end
-            newline = data.find(b"\n")
-            if newline < 0:
-                skipped += len(data)
-                base += len(data)
-                carry = b""
-                continue
-            yield LongLine(skipped + newline + 1)
-            pos, skipped = newline + 1, 0
-        while (newline := data.find(b"\n", pos)) >= 0:
-            if newline + 1 - pos > MAX_LINE:
-                yield LongLine(newline + 1 - pos)
+        first = block.find(b"\n")
+        if first < 0:  # the whole block is inside one line
+            if skipped:
+                skipped += len(block)
             else:
-                yield data, pos, newline + 1, base + pos
-            pos = newline + 1
-        carry = data[pos:]
-        base += pos
-        if len(carry) > MAX_LINE:
-            skipped, carry = len(carry), b""
-            base += skipped
+                pieces.append(block)
+                held += len(block)
+                if held > MAX_LINE:
+                    skipped, pieces, held = held, [], 0
+            offset += len(block)
+            continue
+        if skipped:
+            yield block, offset, [LongLine(skipped + first + 1)]
+            skipped, pos = 0, first + 1
+        elif pieces:
+            line = b"".join([*pieces, block[: first + 1]])
+            entry: _Entry = (0, len(line)) if len(line) <= MAX_LINE else LongLine(len(line))
+            yield line, offset - held, [entry]
+            pieces, held, pos = [], 0, first + 1
+        entries: list[_Entry] = []
+        append, find = entries.append, block.find
+        while (newline := find(b"\n", pos)) >= 0:
+            end = newline + 1
+            append((pos, end) if end - pos <= MAX_LINE else LongLine(end - pos))
+            pos = end
+        if entries:
+            yield block, offset, entries
+        if pos < len(block):
+            pieces, held = [block[pos:]], len(block) - pos
+            if held > MAX_LINE:
+                skipped, pieces, held = held, [], 0
+        offset += len(block)
     if skipped:
-        yield LongLine(skipped)
-    elif carry:
-        yield (carry, 0, len(carry), base) if len(carry) <= MAX_LINE else LongLine(len(carry))
+        yield b"", offset, [LongLine(skipped)]
+    elif pieces:
+        line = b"".join(pieces)
+        last: _Entry = (0, len(line)) if len(line) <= MAX_LINE else LongLine(len(line))
+        yield line, offset - held, [last]
 
 
 def numbered_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | LongLine]]:

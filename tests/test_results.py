@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import random
+import tracemalloc
 from pathlib import Path
 from typing import Any
 from unittest.mock import patch
@@ -275,7 +276,7 @@ def test_summary_counts_errors_and_tokens() -> None:
     block=st.integers(1, 16),
     max_line=st.integers(1, 24),
 )
-def test_block_lines_are_the_lines_with_their_offsets(
+def test_line_blocks_are_the_lines_with_their_offsets(
     lines: list[bytes], last_newline: bool, block: int, max_line: int
 ) -> None:
     """The index pass's reader: every line once, at its file offset, an over-long line by
@@ -291,8 +292,11 @@ def test_block_lines_are_the_lines_with_their_offsets(
         patch.object(results_module, "MAX_LINE", max_line),
     ):
         got = [
-            found if isinstance(found, LongLine) else (found[0][found[1] : found[2]], found[3])
-            for found in results_module._block_lines(io.BytesIO(data))
+            entry
+            if isinstance(entry, LongLine)
+            else (buffer[entry[0] : entry[1]], offset + entry[0])
+            for buffer, offset, entries in results_module._line_blocks(io.BytesIO(data))
+            for entry in entries
         ]
     assert got == expected
 
@@ -311,3 +315,22 @@ def test_odd_custom_ids_are_joined_by_their_value(tmp_path: Path, custom_id: str
     assert [r.custom_id for r in results] == ids
     assert [r.body["choices"][0]["message"]["content"] for r in results] == [f"to {i}" for i in ids]
     assert join.problems == []
+
+
+def test_an_over_long_result_line_is_not_held() -> None:
+    """A line past the bound is let go as it is read: 8 MB in one line, a 1 MB bound, 64 KiB
+    blocks, and the reader never holds much more than the bound."""
+    data = io.BytesIO(b'{"custom_id":"' + b"x" * (8 << 20) + b'"}\nshort\n')
+    with (
+        patch.object(results_module, "_BLOCK", 64 << 10),
+        patch.object(results_module, "MAX_LINE", 1 << 20),
+    ):
+        tracemalloc.start()
+        try:
+            entries = [e for _, _, block in results_module._line_blocks(data) for e in block]
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert entries[0] == LongLine((8 << 20) + 17)  # the line, its end included
+    assert len(entries) == 2 and isinstance(entries[1], tuple)  # and the short line after it
+    assert peak < 3 << 20, f"held {peak:,} bytes"
