@@ -17,7 +17,6 @@ alone.  Not part of the test run (pytest collects ``test_*.py``): run it as a sc
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from peak_rss import peak_rss_mb
-from transfer_report import print_round, run_child, summarize
+from transfer_report import print_round, report_child, run_child, summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -69,16 +68,7 @@ def child(mode: str, url: str, file_id: str, dest: str) -> None:
                 handle.write(chunk)
                 received += len(chunk)
     seconds = time.perf_counter() - started
-    print(
-        json.dumps(
-            {
-                "seconds": seconds,
-                "peak_rss_mb": peak_rss_mb(),
-                "baseline_mb": baseline,
-                "received": received,
-            }
-        )
-    )
+    report_child(seconds, baseline, peak_rss_mb(), received=received)
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from peak_rss import peak_rss_mb
-from transfer_report import print_round, run_child, summarize
+from transfer_report import print_round, report_child, run_child, summarize
 
 _CHUNK = 1024 * 1024
 
@@ -104,16 +104,7 @@ def child(mode: str, url: str, path: str) -> None:
         response.raise_for_status()
         sent = int(response.json()["file"]["bytes"])
     seconds = time.perf_counter() - started
-    print(
-        json.dumps(
-            {
-                "seconds": seconds,
-                "peak_rss_mb": peak_rss_mb(),
-                "baseline_mb": baseline,
-                "sent": sent,
-            }
-        )
-    )
+    report_child(seconds, baseline, peak_rss_mb(), sent=sent)
 
 
 def main() -> int:

@@ -21,6 +21,15 @@ RSS_TARGET_MB = 64.0
 Run = dict[str, float]
 
 
+def report_child(seconds: float, baseline_mb: float, peak_mb: float, **moved: int) -> None:
+    """What a child prints for :func:`run_child` to read: its time, its peaks, the bytes moved."""
+    print(
+        json.dumps(
+            {"seconds": seconds, "peak_rss_mb": peak_mb, "baseline_mb": baseline_mb, **moved}
+        )
+    )
+
+
 def run_child(script: str, *args: str) -> Run:
     """Run ``script --child ARGS`` in a fresh interpreter; the JSON it prints."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
