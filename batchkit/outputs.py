@@ -125,23 +125,42 @@ class OutputSet:
                             os.close(fd)
 
     def commit(self, parts: list[Path], rejects: Path | None) -> tuple[list[Path], Path | None]:
-        """Rename the temporaries to their final names and remove stale outputs."""
+        """Rename the temporaries to their final names and remove stale outputs: all or nothing.
+
+        A user must never find some parts of this build beside some of the last one's (a batch
+        that mixes two builds).  So the old outputs are first moved aside, then the new ones
+        renamed in; if any rename fails, what was done is undone and the old outputs are back
+        as they were, the new ones again temporaries (which :meth:`discard` removes).  Only a
+        build killed outright in those few renames can leave an old output as a hidden
+        ``.name.<hex>.old`` file, which is never removed automatically: it may be all that is
+        left of it.
+        """
         if len(parts) == 1:
             final = [self.single()]
         else:
             final = [self.numbered(number) for number in range(1, len(parts) + 1)]
         rejects_final = self.rejects() if rejects is not None else None
         self._refuse_existing()
-        stale = set(self.existing()) - {*final, rejects_final}
+        moves = list(zip(parts, final, strict=True))
+        if rejects is not None and rejects_final is not None:
+            moves.append((rejects, rejects_final))
+        done: list[tuple[Path, Path]] = []  # (from, to), in the order they were made
+        set_aside: list[Path] = []
         try:
-            for temp, path in zip(parts, final, strict=True):
+            for old in self.existing():
+                aside = self.directory / f".{self.stem}.{secrets.token_hex(4)}.old"
+                os.replace(old, aside)
+                done.append((old, aside))
+                set_aside.append(aside)
+            for temp, path in moves:
                 os.replace(temp, path)
-            if rejects is not None and rejects_final is not None:
-                os.replace(rejects, rejects_final)
-            for path in stale:
-                path.unlink(missing_ok=True)
+                done.append((temp, path))
         except OSError as error:
+            _undo(done)
             raise write_error(error, self.directory) from error
+        for aside in set_aside:  # the old outputs, replaced or stale: gone for good now
+            with contextlib.suppress(OSError):
+                aside.unlink()
         self._temps.clear()
         self._unlock()
         return final, rejects_final
@@ -168,6 +187,13 @@ class OutputSet:
             raise UsageError(
                 f"{existing[0]} already exists; use overwrite=True (--force) to replace it"
             )
+
+
+def _undo(renames: list[tuple[Path, Path]]) -> None:
+    """Rename back, newest first, as far as possible (it runs while an error propagates)."""
+    for source, target in reversed(renames):
+        with contextlib.suppress(OSError):
+            os.replace(target, source)
 
 
 def _locked(path: Path) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -453,6 +454,57 @@ def test_full_disk_leaves_nothing_and_keeps_old_outputs(
     assert caught.value.__cause__.errno == errno.ENOSPC
     assert listing(tmp_path) == ["q.jsonl"]
     assert (tmp_path / "q.jsonl").read_text() == "old"
+
+
+def _old_outputs(directory: Path) -> dict[str, bytes]:
+    """A finished earlier build in ``directory``: three parts and a rejects file."""
+    output = directory / "q.jsonl"
+    limits = Limits(max_requests=filled_to(2))
+    build_batch(
+        [{"messages": []}, *uniform(5)],
+        endpoint=CHAT,
+        model=MODEL,
+        output=output,
+        limits=limits,
+        on_invalid="skip",
+    )
+    return {path.name: path.read_bytes() for path in directory.iterdir()}
+
+
+#: The renames of the rebuild below: its two parts, then its rejects file.
+_COMMIT_RENAMES = 3
+
+
+@pytest.mark.parametrize("failing_rename", range(1, _COMMIT_RENAMES + 1))
+def test_a_rename_that_fails_halfway_through_the_commit_leaves_all_old_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing_rename: int
+) -> None:
+    """Some parts renamed, some not, would be a batch that mixes two builds: it is all old."""
+    before = _old_outputs(tmp_path)
+    assert sorted(before) == ["q-001.jsonl", "q-002.jsonl", "q-003.jsonl", "q.rejects.jsonl"]
+    real_replace = os.replace
+    renames: list[str] = []
+
+    def replace(source: Any, target: Any) -> None:
+        if Path(source).name.endswith(".tmp"):  # a new output taking its final name
+            renames.append(Path(target).name)
+            if len(renames) == failing_rename:
+                raise OSError(errno.EIO, "Input/output error", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(BatchkitError, match="Input/output error"):
+        build_batch(
+            [{"messages": "new"}, *(chat("new") for _ in range(3))],
+            endpoint=CHAT,
+            model=MODEL,
+            output=tmp_path / "q.jsonl",
+            limits=Limits(max_requests=filled_to(2)),
+            overwrite=True,
+            on_invalid="skip",
+        )
+    assert renames[-1] == ["q-001.jsonl", "q-002.jsonl", "q.rejects.jsonl"][failing_rename - 1]
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
 # -- the id set -----------------------------------------------------------------------------------
