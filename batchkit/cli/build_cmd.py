@@ -2,7 +2,7 @@
 
 It checks the options, then builds (or, with ``--fix``, repairs) into the output; for ``-o -``
 into a private temporary file that is copied to stdout only once the whole build succeeded.
-Reading the inputs is :mod:`batchkit.cli.build_inputs`, the report
+Reading the inputs is :mod:`batchkit.inputs`, the report
 :mod:`batchkit.cli.build_report`, and the build itself :func:`batchkit.build.build_batch`.
 """
 
@@ -19,7 +19,6 @@ from typing import Any
 import click
 
 from batchkit.build import BuildResult, InvalidRequestError, build_batch
-from batchkit.cli.build_inputs import BuildOptions, Inputs, infer_endpoint
 from batchkit.cli.build_report import BuildReport, summary
 from batchkit.cli.common import (
     EXIT_BROKEN_PIPE,
@@ -32,6 +31,7 @@ from batchkit.cli.common import (
 from batchkit.cli.options import endpoint_option, limit_options, resolve_limits
 from batchkit.errors import InvalidInputError, UsageError
 from batchkit.fix import FixResult, fix_file
+from batchkit.inputs import BuildOptions, read_requests
 from batchkit.limits import Limits
 
 __all__ = ["STDOUT", "build", "summary"]
@@ -148,14 +148,7 @@ def _build(
     force: bool,
     report: BuildReport,
 ) -> BuildResult:
-    items = Inputs(inputs, options, limits)
-    requests: Iterator[Any] = iter(items)
-    endpoint = options.endpoint
-    if endpoint is None:
-        endpoint, requests = infer_endpoint(requests, items)
-    if options.system and endpoint != "/v1/chat/completions":
-        raise UsageError("--system applies to /v1/chat/completions only")
-    items.endpoint = endpoint
+    endpoint, requests, items = read_requests(inputs, options, limits)
     try:
         with progress_bar(report.bar, unit=" requests", desc="build") as bar:
             return build_batch(

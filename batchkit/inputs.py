@@ -1,11 +1,12 @@
-"""``batchkit build``'s inputs: JSONL, a JSON array or CSV, read as requests one at a time.
+"""The inputs of ``batchkit build`` and ``batchkit run``: JSONL, a JSON array or CSV, read as
+requests one at a time.
 
 Every input is UTF-8 (a UTF-8 byte-order mark is skipped); UTF-16 is recognised and refused
 with the iconv line that converts it.  A line is read with a bound (the file byte limit), so
 memory never grows with the longest line.  A bad item (not JSON, not UTF-8, too long, an
 empty prompt cell) is handed to the build as an :class:`~batchkit.build.InvalidItem`, so it is
 reported with its ``file:line`` or written to the rejects file like any invalid request.
-Apart from the command because none of it depends on where or how the files are written.
+Apart from the commands because none of it depends on where or how the files are written.
 """
 
 from __future__ import annotations
@@ -39,6 +40,22 @@ class BuildOptions:
     prompt_column: str | None
     system: str | None
     id_column: str | None
+
+
+def read_requests(
+    paths: tuple[str, ...], options: BuildOptions, limits: Limits
+) -> tuple[str, Iterator[Any], Inputs]:
+    """The endpoint (``options.endpoint``, else the first request's url), the requests of
+    every path in order, and the reader (whose ``where`` names the request last read)."""
+    items = Inputs(paths, options, limits)
+    requests: Iterator[Any] = iter(items)
+    endpoint = options.endpoint
+    if endpoint is None:
+        endpoint, requests = infer_endpoint(requests, items)
+    if options.system and endpoint != "/v1/chat/completions":
+        raise UsageError("--system applies to /v1/chat/completions only")
+    items.endpoint = endpoint
+    return endpoint, requests, items
 
 
 def infer_endpoint(requests: Iterator[Any], items: Inputs) -> tuple[str, Iterator[Any]]:
