@@ -334,7 +334,7 @@ def test_wait_on_a_cancelled_batch_exits_4(
 
 
 def test_wait_on_a_failed_validation_prints_the_lines_like_validate(
-    orq: FakeOrq, env: dict[str, str | None], tmp_path: Path
+    orq: FakeOrq, env: dict[str, str | None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orq.state.progression = ["validating", "failed"]
     path = batch_file(tmp_path)
@@ -357,10 +357,32 @@ def test_wait_on_a_failed_validation_prints_the_lines_like_validate(
     assert "ended failed with 2 error(s)" in result.stderr
 
     # With submit --wait, the lines name the local file, as `batchkit validate` would.
+    end = orq.state._end
+
+    def end_with_line_errors(batch: dict[str, Any], status: str) -> None:
+        end(batch, status)
+        if status == "failed":  # the server refused the file: its errors name its lines
+            batch["errors"] = {"object": "list", "data": line_errors}
+
+    line_errors = [
+        {"code": "invalid_url", "message": "bad url", "param": "url", "line": 3},
+        {"code": "duplicate_custom_id", "message": "repeated", "param": "custom_id", "line": 1},
+        {"code": "token_limit_exceeded", "message": "queue full", "param": None, "line": None},
+    ]
+    monkeypatch.setattr(orq.state, "_end", end_with_line_errors)
     again = invoke(orq, env, "submit", str(path), "--force", "--wait", "--interval", "0.01")
     newest = list(orq.state.batches.values())[-1]
     assert again.exit_code == 4, again.output
     assert newest["status"] == "failed"
+    assert newest["input_file_id"] != file_id  # a new upload: its id is not what is shown
+    errors_shown = [line for line in again.stdout.splitlines() if line.startswith(str(path))]
+    assert errors_shown == [
+        f"{path}:3: invalid_url: bad url",
+        f"{path}:1: duplicate_custom_id: repeated",
+        f"{path}: token_limit_exceeded: queue full",
+    ], again.output
+    assert f"{newest['input_file_id']}:" not in again.stdout
+    assert "ended failed with 3 error(s)" in again.stderr
 
 
 def test_submit_wait_with_json_and_github_output(
