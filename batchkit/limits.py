@@ -15,6 +15,11 @@ from batchkit.errors import UsageError
 
 MIB = 1024 * 1024
 
+#: The day the facts below (each profile's file limits, base URL, API paths and key variable)
+#: were last checked against the providers' documentation (CONTRACT.md sections 1, 4, 5).
+#: ``batchkit --version`` prints it; change it whenever those facts are checked again.
+FACTS_CONFIRMED = "2026-11-25"
+
 
 @dataclass(frozen=True)
 class Limits:

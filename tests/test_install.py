@@ -1,5 +1,6 @@
-"""The wheel carries everything: installed non-editable into a fresh venv, the command works
-from another directory, schemas included."""
+"""The release: the wheel carries everything (installed into a fresh venv, the command works
+from another directory, schemas included), ``--version`` says how fresh the provider facts are,
+and the version lives in one place that the metadata and the changelog follow."""
 
 from __future__ import annotations
 
@@ -7,11 +8,24 @@ import shutil
 import subprocess
 import sys
 import venv
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+from batchkit import __version__
+from batchkit.limits import FACTS_CONFIRMED
 from tests.helpers import REPO, SAMPLES
+from tests.servers.cli import clean_env, run_batchkit
+
+
+def test_version_names_the_date_the_provider_facts_were_confirmed() -> None:
+    result = run_batchkit("--version", env=clean_env())
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()
+    assert first == f"batchkit, version {__version__}"
+    assert FACTS_CONFIRMED in second and "limits" in second
+    assert date.fromisoformat(FACTS_CONFIRMED) <= date.today()
 
 
 @pytest.mark.slow

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from batchkit import __version__
+from batchkit.cli.version import version_option
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="batchkit")
+@version_option(__version__)
 def cli() -> None:
     """Build, validate and submit JSONL batch files for OpenAI-style Batch APIs."""
 
