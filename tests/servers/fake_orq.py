@@ -20,15 +20,22 @@ So this fake does, on real HTTP over loopback:
   ``state.file_content = "bytes"`` it answers the bytes themselves, as OpenAI does.
 * ``GET /v3/router/batches/{id}/results`` answers the output file, or the error file when any
   query parameter has the value ``errors`` (orq's parameter name is unconfirmed).
-* A batch that ends gets result files scripted per custom_id (:attr:`State.outcomes`,
-  :meth:`State.end_batch`) or given byte for byte (:meth:`State.set_result_files`); a file may
-  be generated as it is sent (:meth:`State.store_generated`), so that a 200 MB download costs
-  the fake no memory.
+* A batch that ends gets result files scripted per custom_id (:attr:`State.outcomes`, or
+  :attr:`State.outcome_plan` for outcomes that change each time a request is sent again, as a
+  job's rounds of retries need; :meth:`State.end_batch`) or given byte for byte
+  (:meth:`State.set_result_files`); a file may be generated as it is sent
+  (:meth:`State.store_generated`), so that a 200 MB download costs the fake no memory.  Result
+  files over :data:`KEEP_CONTENT_BYTES` are generated that way too.
+* Whole-batch refusals: each entry of :attr:`State.batch_failures` makes the next created batch
+  end ``failed`` with those ``errors`` at its first retrieve (:func:`token_limit_errors` is
+  OpenAI's enqueued-token refusal).
 * Bearer auth on everything but the presigned URL (401, echoing the key it got, like some
   real servers do: the client must redact it).
 
-Tests queue faults per route (:class:`Fault`) and read every request back from
-``server.requests``.  Run standalone with ``python -m tests.servers.fake_orq --port N``.
+Tests queue faults per route (:class:`Fault`), read every request back from
+``server.requests``, and may act at the moment a route has done its work but not yet answered
+(:attr:`State.on_request`: for example kill the client there).  Run standalone with
+``python -m tests.servers.fake_orq --port N`` (``--help``: big uploads kept, quick batches).
 """
 
 from __future__ import annotations
@@ -53,10 +60,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
 import pytest
 
 DEFAULT_KEY = "sk-fake-orq-key"
-#: Uploads up to this size are kept (for output files and assertions); larger ones are counted.
+#: Uploads up to this size are kept (for output files and assertions); larger ones are counted
+#: (:attr:`State.keep_content_bytes` changes it).  Result files larger than this are generated
+#: afresh for each download instead of held.
 KEEP_CONTENT_BYTES = 1024 * 1024
 _CHUNK = 64 * 1024
 
@@ -218,6 +228,25 @@ class RecordedRequest:
     route: str | None
     body_bytes: int
     time: float
+    #: What the route did, set before :attr:`State.on_request` sees it: the status and body
+    #: it is about to answer (a :class:`StoredFile` for a download).
+    status: int | None = None
+    answer: Any = None
+
+
+#: Called as ``on_request(route, request)`` once a route has done its work, before its answer.
+RequestHook = Callable[[str, RecordedRequest], None]
+
+
+def token_limit_errors(model: str = "gpt-4o-mini", limit: int = 2_000_000) -> dict[str, Any]:
+    """The ``errors`` of a batch refused for capacity, as OpenAI writes them (CONTRACT.md 6)."""
+    message = (
+        f"Enqueued token limit reached for {model} in organization org-fake. "
+        f"Limit: {limit:,} enqueued tokens. Please try submitting an input file with fewer "
+        "tokens, or wait for your other batch jobs to complete."
+    )
+    error = {"code": "token_limit_exceeded", "message": message, "param": None, "line": None}
+    return {"object": "list", "data": [error]}
 
 
 class State:
@@ -242,11 +271,24 @@ class State:
         self.outcomes: dict[str, Outcome] = {}
         #: The order of the result lines: the input's, reversed, or shuffled (seeded).
         self.result_order: Literal["input", "reversed", "shuffled"] = "input"
+        #: Outcomes that change each time a custom_id is sent again: the n-th batch that ends
+        #: with a custom_id in it gives the request ``outcome_plan[custom_id][n-1]``; past the
+        #: list's end (and for ids not named) :attr:`outcomes` and the defaults apply.
+        self.outcome_plan: dict[str, list[Outcome]] = {}
+        #: Each entry makes the next created batch end ``failed`` with it as ``errors`` at its
+        #: first retrieve (:func:`token_limit_errors`).
+        self.batch_failures: deque[dict[str, Any]] = deque()
+        #: Uploads up to this many bytes are kept (so batches of them get result files).
+        self.keep_content_bytes = KEEP_CONTENT_BYTES
+        #: Called once a route has done its work, before its answer is sent.
+        self.on_request: RequestHook | None = None
         #: When nothing failed: no error file (OpenAI), or an empty one (llama-stack).
         self.empty_error_file = False
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, dict[str, Any]] = {}  # insertion order = creation order
         self._retrieves: dict[str, int] = {}
+        self._doomed: dict[str, dict[str, Any]] = {}  # batch id -> its errors at first retrieve
+        self._sent: dict[str, int] = {}  # custom_id -> ended batches that held it
         self._ids = itertools.count(1)
 
     def new_id(self, prefix: str) -> str:
@@ -293,6 +335,8 @@ class State:
             }
             self.batches[batch["id"]] = batch
             self._retrieves[batch["id"]] = 0
+            if self.batch_failures:
+                self._doomed[batch["id"]] = self.batch_failures.popleft()
             return 200, dict(batch)
 
     def advance(self, batch_id: str) -> dict[str, Any] | None:
@@ -303,6 +347,9 @@ class State:
                 return None
             if batch["status"] in TERMINAL:  # an ended batch stays as it ended
                 pass
+            elif batch_id in self._doomed:
+                batch["errors"] = self._doomed.pop(batch_id)
+                self._end(batch, "failed")
             elif batch["status"] in self.progression and batch["status"] != "cancelling":
                 self._retrieves[batch_id] += 1
                 step = min(
@@ -356,32 +403,57 @@ class State:
         if status not in _DEFAULT_OUTCOME:  # failed: refused as a whole, no files
             return
         default = _DEFAULT_OUTCOME[status]
-        output: list[bytes] = []
-        errors: list[bytes] = []
+        output: list[tuple[int, str, Outcome]] = []
+        errors: list[tuple[int, str, Outcome]] = []
         counts = {"total": 0, "completed": 0, "failed": 0}
         for number, custom_id in self._ordered(self._custom_ids(batch)):
-            outcome = self.outcomes.get(custom_id, default)
+            outcome = self._outcome(custom_id, default)
             counts["total"] += 1
             if outcome == "missing":
                 continue
-            line = result_line(number, custom_id, outcome)
             if outcome == "succeeded":
                 counts["completed"] += 1
-                output.append(line)
+                output.append((number, custom_id, outcome))
             else:
                 counts["failed"] += 1
-                errors.append(line)
+                errors.append((number, custom_id, outcome))
         batch["request_counts"] = counts
-        self.set_result_files(
-            batch["id"],
-            b"".join(output) if output else None,
-            b"".join(errors) if errors or self.empty_error_file else None,
-        )
+        for key, lines, name in (
+            ("output_file_id", output, "output"),
+            ("error_file_id", errors, "errors"),
+        ):
+            stored = (
+                self._store_results(f"{name}.jsonl", lines)
+                if lines or (name == "errors" and self.empty_error_file)
+                else None
+            )
+            batch[key] = stored.id if stored else None
+
+    def _outcome(self, custom_id: str, default: Outcome) -> Outcome:
+        """How this request ends in a batch ending now (counts one more sending of it)."""
+        sent = self._sent.get(custom_id, 0)
+        self._sent[custom_id] = sent + 1
+        plan = self.outcome_plan.get(custom_id, ())
+        if sent < len(plan):
+            return plan[sent]
+        return self.outcomes.get(custom_id, default)
+
+    def _store_results(self, filename: str, lines: list[tuple[int, str, Outcome]]) -> StoredFile:
+        """A result file: held when small, else generated anew for each download."""
+
+        def generate() -> Chunks:
+            for start in range(0, len(lines), 1000):
+                yield b"".join(result_line(*line) for line in lines[start : start + 1000])
+
+        size = sum(len(chunk) for chunk in generate())
+        if size <= KEEP_CONTENT_BYTES:
+            return self.store_file(filename, "batch_output", b"".join(generate()))
+        return self.store_generated(filename, size, generate)
 
     def _custom_ids(self, batch: dict[str, Any]) -> list[tuple[int, str]]:
         source = self.files[batch["input_file_id"]].content or b""
         return [
-            (number, json.loads(raw).get("custom_id"))
+            (number, orjson.loads(raw).get("custom_id"))
             for number, raw in enumerate(source.splitlines(), 1)
             if raw.strip()
         ]
@@ -498,7 +570,7 @@ def result_line(number: int, custom_id: str, outcome: Outcome) -> bytes:
         code, message = _NEVER_RAN[outcome]
         line["response"] = None
         line["error"] = {"code": code, "message": message}
-    return json.dumps(line).encode() + b"\n"
+    return orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _router_error(code: str, message: str, param: str | None = None) -> dict[str, Any]:
@@ -521,6 +593,7 @@ class _Part:
     name: str
     filename: str | None
     content_type: str | None
+    keep: int = KEEP_CONTENT_BYTES
     size: int = 0
     digest: Any = field(default_factory=hashlib.sha256)
     kept: bytearray | None = field(default_factory=bytearray)
@@ -529,14 +602,17 @@ class _Part:
         self.size += len(data)
         self.digest.update(data)
         if self.kept is not None:
-            if len(self.kept) + len(data) > KEEP_CONTENT_BYTES:
+            if len(self.kept) + len(data) > self.keep:
                 self.kept = None  # too big to keep: only count and hash
             else:
                 self.kept += data
 
 
-def parse_multipart(read: Callable[[int], bytes], length: int, boundary: bytes) -> list[_Part]:
-    """Parse a multipart/form-data body chunk by chunk; memory stays at about one chunk."""
+def parse_multipart(
+    read: Callable[[int], bytes], length: int, boundary: bytes, keep: int = KEEP_CONTENT_BYTES
+) -> list[_Part]:
+    """Parse a multipart/form-data body chunk by chunk; memory stays at about one chunk plus
+    the parts' first ``keep`` bytes."""
     remaining = length
     buffer = b""
 
@@ -574,6 +650,7 @@ def parse_multipart(read: Callable[[int], bytes], length: int, boundary: bytes) 
             name=name.group(1) if name else "",
             filename=filename.group(1) if filename else None,
             content_type=headers.get("content-type"),
+            keep=keep,
         )
         parts.append(part)
         while True:
@@ -634,17 +711,16 @@ class _Handler(BaseHTTPRequestHandler):
         route, args = self._route(self.command, parts.path)
         length = int(self.headers.get("Content-Length") or 0)
         self._body_read = 0
-        fake.requests.append(
-            RecordedRequest(
-                method=self.command,
-                path=parts.path,
-                query=parse_qs(parts.query),
-                headers=dict(self.headers.items()),
-                route=route,
-                body_bytes=length,
-                time=time.monotonic(),
-            )
+        recorded = RecordedRequest(
+            method=self.command,
+            path=parts.path,
+            query=parse_qs(parts.query),
+            headers=dict(self.headers.items()),
+            route=route,
+            body_bytes=length,
+            time=time.monotonic(),
         )
+        fake.requests.append(recorded)
         if route is None:
             self._drain(length)
             self._send_json(
@@ -667,6 +743,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         handler = getattr(self, f"_do_{route}")
         status, body, headers = handler(args, parts.query, length)
+        recorded.status, recorded.answer = status, body
+        hook = fake.state.on_request
+        if hook is not None:
+            hook(route, recorded)
         if fault is None:
             self._send_json(status, body, headers)
         elif fault.kind == "drop":
@@ -718,7 +798,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain(length)
             return 400, _file_error("invalid_content_type", "expected multipart/form-data"), {}
         try:
-            parts = parse_multipart(self._read, length, match.group(1).encode())
+            parts = parse_multipart(
+                self._read, length, match.group(1).encode(), state.keep_content_bytes
+            )
         except MultipartError as error:
             self._drain(length)
             return 400, _file_error("invalid_multipart", str(error)), {}
@@ -1042,9 +1124,17 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="retrieves per status step (a large number keeps batches running)",
     )
+    parser.add_argument(
+        "--keep-uploads-mb",
+        type=float,
+        default=KEEP_CONTENT_BYTES / 2**20,
+        help="uploads up to this size are kept, so that their batches get result files "
+        "(a benchmark's shards need more than the default)",
+    )
     options = parser.parse_args(argv)
     with FakeOrq(options.host, options.port) as server:
         server.state.api_key = options.api_key
+        server.state.keep_content_bytes = int(options.keep_uploads_mb * 2**20)
         server.state.upload_shape = options.upload_shape
         server.state.steps_per_status = options.steps_per_status
         if options.cancel_finished != "batch":
