@@ -5,6 +5,7 @@ The transport holds it in a :class:`Secret`, runs every message it builds throug
 :func:`redact_secret`, and shows every URL through :func:`display_url`, since a base URL may
 carry ``user:password@`` and a presigned download URL carries its signature in the query.
 The CLI's ``-v`` log passes through a :class:`RedactingFilter` too: the second lock on the door.
+A presigned URL's signature (:func:`redact_signatures`) is a credential as well, for an hour.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "Secret",
     "display_url",
     "redact_secret",
+    "redact_signatures",
     "redact_userinfo",
     "url_credentials",
 ]
@@ -30,6 +32,14 @@ REDACTED = "[redacted]"
 _UNMISTAKABLE_SECRET = 8
 #: The user info of a URL in any text: ``scheme://user:password@``.
 _USERINFO = re.compile(r"(?<=://)[^/?#@\s]+@")
+#: The query values that make a URL a credential: a presigned URL's signature (S3's
+#: ``X-Amz-Signature``, Google's ``X-Goog-Signature``, CloudFront's ``Signature``), an Azure
+#: SAS token's ``sig`` and a temporary session token.  A server that echoes the URL it was
+#: asked for (in an error body, say) would otherwise hand them to the log.
+_SIGNED_QUERY = re.compile(
+    r"(?i)([?&;](?:x-amz-signature|x-amz-security-token|x-goog-signature|signature|sig)=)"
+    r"[^&;#\s'\"<>]+"
+)
 #: Bearer tokens and Authorization values, in a log record's text.
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"),
@@ -75,6 +85,11 @@ def redact_userinfo(text: str, replacement: str = REDACTED) -> str:
     return _USERINFO.sub(lambda _: replacement + "@", text)
 
 
+def redact_signatures(text: str, replacement: str = REDACTED) -> str:
+    """``text`` with the signature of every presigned URL in it replaced (the rest kept)."""
+    return _SIGNED_QUERY.sub(lambda m: m.group(1) + replacement, text)
+
+
 def display_url(url: str) -> str:
     """A URL as it may be shown: no user info, no query (a presigned URL's is a credential)."""
     parts = urlsplit(url)
@@ -100,12 +115,14 @@ def url_credentials(url: str) -> list[str]:
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces bearer tokens, URL credentials and any registered secret with ``***``.
+    """Replaces bearer tokens, URL credentials, presigned URLs' signatures and any registered
+    secret with ``***``, in a record's message and in the traceback it carries.
 
     A registered secret shorter than 8 characters is replaced only as a whole token (see
     :func:`redact_secret`), so that a short key does not mangle paths and ids.
 
-    The client never logs its key; this is the second lock on the door, against mistakes.
+    The client never logs its key; this is the second lock on the door, against mistakes: a
+    message built from a server's echo, an exception logged with its traceback.
     """
 
     def __init__(self) -> None:
@@ -117,11 +134,19 @@ class RedactingFilter(logging.Filter):
             text = redact_secret(text, secret, "***")
         for pattern in _SECRET_PATTERNS:
             text = pattern.sub(lambda m: f"{m.group(1)}***", text)
-        return redact_userinfo(text, "***")
+        return redact_signatures(redact_userinfo(text, "***"), "***")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         redacted = self.redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # The handler's formatter would write the traceback as it is; it uses a record's
+            # ``exc_text`` when one is set, so the redacted text is set here.
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
