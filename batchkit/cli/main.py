@@ -21,6 +21,7 @@ def _register() -> None:
         build_cmd,
         download_cmd,
         results_cmd,
+        run_cmd,
         submit_cmds,
         validate_cmd,
     )
@@ -32,6 +33,8 @@ def _register() -> None:
         cli.add_command(command)
     cli.add_command(download_cmd.download)
     cli.add_command(results_cmd.results)
+    cli.add_command(run_cmd.run)
+    cli.add_command(run_cmd.job)
 
 
 _register()

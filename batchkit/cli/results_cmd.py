@@ -30,6 +30,7 @@ from batchkit.results import STATUSES
 
 if TYPE_CHECKING:
     from batchkit.collect import CollectedResults
+    from batchkit.result_files import Summary
 
 #: At most this many join problems are printed; ``--format json`` has them all.
 _SHOWN_PROBLEMS = 20
@@ -157,23 +158,28 @@ def report_collected(
     return EXIT_BATCH_FAILED
 
 
-def summary_lines(collected: CollectedResults) -> list[str]:
-    """The text summary: counts by status, top errors, tokens, the files written."""
-    summary = collected.summary
+def status_lines(summary: Summary) -> list[str]:
+    """Counts by status (``12 requests: 10 succeeded, 2 failed``), then the top errors and the
+    token totals, indented."""
     counts = ", ".join(
         f"{summary.counts[status]:,} {status}"
         for status in STATUSES
         if summary.counts[status] or status == "succeeded"
     )
-    lines = [
-        f"{collected.batch.id} {collected.batch.status}: "
-        f"{summary.total:,} request{'' if summary.total == 1 else 's'}: {counts}"
-    ]
+    lines = [f"{summary.total:,} request{'' if summary.total == 1 else 's'}: {counts}"]
     for error, count, example in summary.top_errors():
         lines.append(f"  {count:,} x {error} (e.g. {example})")
     if summary.usage:
         tokens = ", ".join(f"{name} {value:,}" for name, value in sorted(summary.usage.items()))
         lines.append(f"  tokens: {tokens}")
+    return lines
+
+
+def summary_lines(collected: CollectedResults) -> list[str]:
+    """The text summary: counts by status, top errors, tokens, the files written."""
+    summary = collected.summary
+    first, *rest = status_lines(summary)
+    lines = [f"{collected.batch.id} {collected.batch.status}: {first}", *rest]
     written = f"wrote {collected.results_file}"
     if collected.retry_file is not None:
         written += f"; {summary.retry:,} to retry in {collected.retry_file}"
