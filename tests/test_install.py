@@ -4,6 +4,7 @@ and the version lives in one place that the metadata and the changelog follow.""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,8 +16,9 @@ import pytest
 
 from batchkit import __version__
 from batchkit.limits import FACTS_CONFIRMED
-from tests.helpers import REPO, SAMPLES
+from tests.helpers import SAMPLES
 from tests.servers.cli import clean_env, run_batchkit
+from tests.servers.offline_pip import build_wheelhouse, copy_source, offline_env
 
 
 def test_version_names_the_date_the_provider_facts_were_confirmed() -> None:
@@ -28,66 +30,64 @@ def test_version_names_the_date_the_provider_facts_were_confirmed() -> None:
     assert date.fromisoformat(FACTS_CONFIRMED) <= date.today()
 
 
-@pytest.mark.slow
-def test_non_editable_install_validates_from_another_directory(tmp_path: Path) -> None:
-    source = tmp_path / "source"
-    # A copy of the tracked project files, so that the build cannot see this checkout's
-    # build/ or egg-info leftovers and the schemas must come from the package data.
-    shutil.copytree(
-        REPO,
-        source,
-        ignore=shutil.ignore_patterns(
-            ".venv*",
-            ".git",
-            "node_modules",
-            "build",
-            "dist",
-            "*.egg-info",
-            "__pycache__",
-            ".*cache",
-        ),
+def built_wheel(directory: Path, wheelhouse: Path) -> Path:
+    """The wheel CI built and checked with twine (``BATCHKIT_WHEEL``, set by .ci/run), else one
+    built here, as CI builds it, from a copy of the project files."""
+    if os.environ.get("BATCHKIT_WHEEL"):
+        return Path(os.environ["BATCHKIT_WHEEL"])
+    source = copy_source(directory / "source")
+    build = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(directory / "dist"), source],
+        capture_output=True,
+        text=True,
+        env=offline_env(wheelhouse),
+        timeout=300,
     )
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    shutil.rmtree(source)  # nothing may be read from the source tree any more
+    (wheel,) = (directory / "dist").glob("*.whl")
+    return wheel
+
+
+@pytest.mark.slow
+def test_built_wheel_installs_and_works_outside_the_checkout(tmp_path: Path) -> None:
+    wheelhouse = build_wheelhouse(tmp_path / "wheelhouse")
+    wheel = built_wheel(tmp_path, wheelhouse)
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", str(source)],
+        [str(python), "-m", "pip", "install", "--quiet", str(wheel)],
         capture_output=True,
         text=True,
+        env=offline_env(wheelhouse),
         timeout=600,
     )
     assert install.returncode == 0, install.stderr[-2000:]
-    shutil.rmtree(source)  # nothing may be read from the source tree any more
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     for name in ("chat.jsonl", "embeddings.jsonl", "completions.jsonl"):
         shutil.copy(SAMPLES / name, elsewhere / name)
     shutil.copy(SAMPLES / "invalid" / "every_mistake.jsonl", elsewhere / "bad.jsonl")
-    command = [str(env_dir / "bin" / "batchkit"), "validate"]
-    good = subprocess.run(
-        [*command, "chat.jsonl", "embeddings.jsonl", "completions.jsonl"],
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    batchkit = str(env_dir / "bin" / "batchkit")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*args], cwd=elsewhere, capture_output=True, text=True, env=clean_env(), timeout=60
+        )
+
+    version = run(batchkit, "--version")
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith(f"batchkit, version {__version__}\n")
+    assert f"last confirmed {FACTS_CONFIRMED}" in version.stdout
+    good = run(batchkit, "validate", "chat.jsonl", "embeddings.jsonl", "completions.jsonl")
     assert good.returncode == 0, good.stdout + good.stderr
-    bad = subprocess.run(
-        [*command, "bad.jsonl"], cwd=elsewhere, capture_output=True, text=True, timeout=60
-    )
+    bad = run(batchkit, "validate", "bad.jsonl")
     assert bad.returncode == 1
     assert "bad.jsonl:12: invalid_request: body.messages[0].role" in bad.stdout
-    where = subprocess.run(
-        [
-            str(python),
-            "-c",
-            "import batchkit.schemas as s; print(s.schema_path('embeddings.json'))",
-        ],
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    where = run(
+        str(python), "-c", "import batchkit.schemas as s; print(s.schema_path('embeddings.json'))"
     )
     assert str(env_dir) in where.stdout and "site-packages" in where.stdout
     assert sys.prefix not in where.stdout
