@@ -240,8 +240,10 @@ class JobFile:
     def open(cls, path: str | os.PathLike[str]) -> JobFile:
         """An existing job file, checked to be one this batchkit can use."""
         target = Path(path)
-        if not target.is_file():
+        if not target.exists():
             raise JobFileError(f"{target}: no such job file")
+        if not target.is_file():
+            raise JobFileError(f"{target}: is not a file (a job file is one SQLite file)")
         if not os.access(target, os.R_OK | os.W_OK):
             raise JobFileError(f"{target}: the job file cannot be read and written (permissions)")
         try:
