@@ -43,6 +43,9 @@ _EXPORTS = {
     "should_retry": "batchkit.results",
     "write_results": "batchkit.result_files",
     "write_retry_file": "batchkit.result_files",
+    "run_job": "batchkit.run",
+    "cancel_job": "batchkit.run",
+    "RunResult": "batchkit.run",
 }
 
 __all__ = ["__version__", *_EXPORTS]

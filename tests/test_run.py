@@ -10,6 +10,7 @@ tests/test_run_capacity.py.
 from __future__ import annotations
 
 import fcntl
+import re
 import resource
 import signal
 import sqlite3
@@ -26,6 +27,7 @@ from batchkit.client import Client
 from batchkit.job import JobFile
 from batchkit.limits import Limits
 from batchkit.run import JOB_KEY, run_job
+from tests.helpers import REPO
 from tests.servers.cli import clean_env, explain, json_out, run_batchkit
 from tests.servers.fake_orq import FakeOrq
 from tests.servers.llama_stack import FAILING_MODEL, MODEL, LlamaStackServer
@@ -468,3 +470,30 @@ def test_llama_stack_end_to_end(
     assert openai_batches(base, Path(f"{bad}.job.db")) == {
         (shard, round_): 1 for shard in (1, 2, 3) for round_ in (1, 2)
     }
+
+
+# --- the README ---------------------------------------------------------------------------------
+
+
+def test_the_readme_python_example_runs_prompts_in_answers_out(
+    fake: FakeOrq, prompts: Path, tmp_path: Path
+) -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## `batchkit run`", 1)[1].split("\n## ", 1)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    fake.state.progression = ["validating", "completed"]  # one poll (5 s) is enough
+    (tmp_path / "prompts.jsonl").write_bytes(prompts.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=clean_env(ORQ_API_KEY=SECRET, BATCHKIT_BASE_URL=fake.url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    counts, outcome = done.stdout.splitlines()
+    assert counts.startswith("{'succeeded': 12, 'failed': 0,") and counts.endswith("} 1 1")
+    assert outcome == "True out/answers.jsonl out/answers.jsonl.job.db"
+    assert [row["custom_id"] for row in rows(tmp_path / "out" / "answers.jsonl")] == IDS
