@@ -403,6 +403,11 @@ class JobFile:
         """The server refused the create (429): no batch; the upload is kept for the next try."""
         self._move(attempt, "uploaded", "refused", reason, note=reason)
 
+    def upload_lost(self, attempt: Attempt, reason: str) -> None:
+        """The server no longer has the attempt's upload (a create answered 404): upload the
+        file again."""
+        self._move(attempt, "pending", "upload_lost", reason, file_id=None)
+
     def not_created(self, attempt: Attempt) -> None:
         """A ``creating`` attempt whose batch a listing did not find: the create is sent again
         (from the same upload)."""

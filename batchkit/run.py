@@ -503,6 +503,7 @@ class _Runner:
 
     def _submit(self, attempt: Attempt) -> bool:
         """Upload (unless done) and create; False when the server said "not now" (429)."""
+        uploaded_earlier = attempt.state == "uploaded"
         try:
             if attempt.state == "pending":
                 uploaded = self.client.upload_file(self._path(attempt.path))
@@ -518,6 +519,10 @@ class _Runner:
                 metadata=self._metadata(attempt),
             )
         except ApiError as error:
+            if error.status == 404 and uploaded_earlier:
+                # The file uploaded by an earlier step is gone (files expire): upload again.
+                self.store.upload_lost(self.store.attempt(attempt.id), str(error))
+                return False
             if error.status != 429:
                 raise
             reason = f"the server answered 429 ({error.message or error})"

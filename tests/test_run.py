@@ -29,7 +29,7 @@ from batchkit.limits import Limits
 from batchkit.run import JOB_KEY, run_job
 from tests.helpers import REPO
 from tests.servers.cli import clean_env, explain, json_out, run_batchkit
-from tests.servers.fake_orq import FakeOrq
+from tests.servers.fake_orq import FakeOrq, Fault
 from tests.servers.llama_stack import FAILING_MODEL, MODEL, LlamaStackServer
 from tests.servers.llmock_prism import LlmockServer
 from tests.test_client import SECRET, make_client
@@ -497,3 +497,26 @@ def test_the_readme_python_example_runs_prompts_in_answers_out(
     assert counts.startswith("{'succeeded': 12, 'failed': 0,") and counts.endswith("} 1 1")
     assert outcome == "True out/answers.jsonl out/answers.jsonl.job.db"
     assert [row["custom_id"] for row in rows(tmp_path / "out" / "answers.jsonl")] == IDS
+
+
+def test_an_upload_the_server_lost_between_runs_is_uploaded_again(
+    fake: FakeOrq, prompts: Path, tmp_path: Path
+) -> None:
+    """A run stopped after the upload and a refused create; the file is gone on the server when
+    the job resumes (files expire): the create's 404 makes it upload again, not fail forever."""
+    fake.faults.add("create", Fault.rate_limited(), times=5)  # the client's 5 attempts
+    out = tmp_path / "out.jsonl"
+    interrupted_run(fake, prompts, out, max_active=1)
+    with JobFile.open(f"{out}.job.db") as store:
+        (refused,) = store.attempts(("uploaded",))
+    assert refused.file_id in fake.state.files and not fake.state.batches
+    del fake.state.files[refused.file_id or ""]
+    with make_client(fake) as client:
+        result = run_job(prompts, out, client=client, endpoint=CHAT, model="gpt-4o-mini",
+                         limits=Limits(max_requests=5), max_active=1,
+                         poll_interval=0.01)  # fmt: skip
+    assert result.all_succeeded and result.batches == 3
+    with sqlite3.connect(f"file:{out}.job.db?mode=ro", uri=True) as db:
+        kinds = [row[0] for row in db.execute("SELECT kind FROM events ORDER BY seq")]
+    assert kinds.count("upload_lost") == 1 and kinds.count("refused") == 1
+    assert kinds.count("uploaded") == 4  # 3 shards, one of them twice
