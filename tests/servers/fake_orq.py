@@ -450,6 +450,22 @@ class State:
             return self.store_file(filename, "batch_output", b"".join(generate()))
         return self.store_generated(filename, size, generate)
 
+    def batch_custom_ids(self, batch_id: str) -> list[str]:
+        """The custom_ids of a batch's input file, in its order (a kept upload's only)."""
+        with self.lock:
+            return [custom_id for _, custom_id in self._custom_ids(self.batches[batch_id])]
+
+    def batches_by_metadata(self, key: str) -> dict[str, list[dict[str, Any]]]:
+        """Every batch grouped by its ``metadata[key]`` (those without it left out), each
+        group in creation order: how a test sees a batch created twice."""
+        groups: dict[str, list[dict[str, Any]]] = {}
+        with self.lock:
+            for batch in self.batches.values():
+                value = (batch.get("metadata") or {}).get(key)
+                if value is not None:
+                    groups.setdefault(value, []).append(dict(batch))
+        return groups
+
     def _custom_ids(self, batch: dict[str, Any]) -> list[tuple[int, str]]:
         source = self.files[batch["input_file_id"]].content or b""
         return [
