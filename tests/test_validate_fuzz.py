@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import io
+import random
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from hypothesis.errors import NoSuchExample
 
 from batchkit import validate as validate_module
 from batchkit import validate_file
 from batchkit.validate import FileReport, Validator
-from tests.helpers import COMPLETIONS, EMBEDDINGS, MODEL, SAMPLES, chat_body, request
+from tests.helpers import CHAT, COMPLETIONS, EMBEDDINGS, MODEL, SAMPLES, chat_body, request
 
 VALID_LINES = [
     line
@@ -142,17 +143,38 @@ def test_unmutated_sample_lines_are_only_flagged_for_file_rules(lines: list[byte
     assert {i.code for i in report.errors} <= allowed
 
 
-def report_without_fast_path(data: bytes) -> FileReport:
-    validator = Validator()
-    validator.fast_path = False
+def report_of(
+    data: bytes, *, fast_path: bool, validator: type[Validator] = Validator
+) -> FileReport:
+    checker = validator()
+    checker.fast_path = fast_path
     for raw in io.BytesIO(data):
-        validator.feed(raw)
-    return validator.finish()
+        checker.feed(raw)
+    return checker.finish()
 
 
-#: One small step away from a valid chat request each: what the fast path must not wave
-#: through.  (key, value): set the key (``body.`` for a body key); (key, _DELETE): remove it.
+def report_without_fast_path(data: bytes) -> FileReport:
+    return report_of(data, fast_path=False)
+
+
+class _CountingValidator(Validator):
+    """A validator that counts the lines its fast path answered for, across files."""
+
+    lines = 0
+    fast = 0
+
+    def _passes_fast_path(self, record: dict[str, Any], line: int) -> bool:
+        passed = super()._passes_fast_path(record, line)
+        _CountingValidator.lines += 1
+        _CountingValidator.fast += passed
+        return passed
+
+
+#: One small step away from a valid request each: what the fast path must not wave through.
+#: (key, value): set the key (``body.`` for a body key); (key, _DELETE): remove it.  Each
+#: condition the fast path checks has a step that breaks it (tested below, each switched off).
 _DELETE = object()
+_EARLIER_ID = object()
 _PERTURBATIONS: list[tuple[str, object]] = [
     ("custom_id", ""),
     ("custom_id", "  "),
@@ -160,16 +182,19 @@ _PERTURBATIONS: list[tuple[str, object]] = [
     ("custom_id", "y" * 65),
     ("custom_id", 7),
     ("custom_id", None),
+    ("custom_id", _EARLIER_ID),
     ("method", "GET"),
     ("url", "/chat/completions"),
     ("url", "/v1/chat/completion"),
     ("url", EMBEDDINGS),
+    ("url", COMPLETIONS),
     ("url", 3),
     ("body", "text"),
     ("body", {"model": MODEL, "input": "x"}),
     ("body", {"model": MODEL, "prompt": "x", "max_tokens": 0}),
     ("body", {"messages": []}),
     ("body.model", "other/model"),
+    ("body.model", 5),
     ("body.stream", True),
     ("body.stream", False),
     ("body.temperature", 3),
@@ -177,6 +202,8 @@ _PERTURBATIONS: list[tuple[str, object]] = [
     ("body.max_tokens", 0),
     ("body.max_completion_tokens", -1),
     ("body.messages", [{"role": "user", "content": "a\u2028b"}]),
+    ("body.input", ""),
+    ("body.prompt", 4.5),
     ("custom_id", _DELETE),
     ("method", _DELETE),
     ("url", _DELETE),
@@ -185,87 +212,185 @@ _PERTURBATIONS: list[tuple[str, object]] = [
     ("duplicate key", None),
 ]
 
+#: A valid body for each endpoint, its text to be filled in.
+_BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
+    CHAT: lambda text: chat_body(messages=[{"role": "user", "content": text}]),
+    EMBEDDINGS: lambda text: {"model": MODEL, "input": text or "x"},
+    COMPLETIONS: lambda text: {"model": MODEL, "prompt": text, "max_tokens": 16},
+}
+
+
+def perturbed(record: dict[str, Any], step: tuple[str, object], earlier_id: str) -> bytes:
+    """``record`` as a line, with ``step`` of :data:`_PERTURBATIONS` applied."""
+    key, value = step
+    record = {**record, "body": dict(record["body"])}
+    if key == "duplicate key":  # a key written twice, which parsing hides
+        return orjson.dumps(record).replace(b'"method":', b'"method":"GET","method":', 1)
+    target = record["body"] if key.startswith("body.") else record
+    name = key.removeprefix("body.")
+    if value is _DELETE:
+        del target[name]
+    else:
+        target[name] = earlier_id if value is _EARLIER_ID else value
+    return orjson.dumps(record)
+
+
+def single_endpoint_file(
+    endpoint: str, texts: list[str], steps: dict[int, tuple[str, object]]
+) -> bytes:
+    """A file of one endpoint and one model with unique ids, line ``n`` changed by ``steps[n]``."""
+    lines = []
+    for number, text in enumerate(texts):
+        record = request(f"id-{number}", _BODIES[endpoint](text), endpoint)
+        step = steps.get(number)
+        lines.append(orjson.dumps(record) if step is None else perturbed(record, step, "id-0"))
+    return b"".join(line + b"\n" for line in lines)
+
 
 @st.composite
-def near_valid_records(draw: st.DrawFn) -> bytes:
-    """A valid request, or one with exactly one of :data:`_PERTURBATIONS`, with a fresh id.
+def mostly_valid_files(draw: st.DrawFn) -> bytes:
+    """Ordinary batch files: one endpoint, one model, unique ids, valid lines but for a few
+    (one in 16, never the first) that are one step of :data:`_PERTURBATIONS` away from valid.
 
-    One step at a time, so that every way a line can differ from an ordinary request reaches
-    the fast path often, rather than by a rare combination of draws.
+    So most lines reach the fast path with its state set (endpoint, model, ids), which is where
+    a condition it forgets would let a line through.  Which lines and which steps come from a
+    seeded ``Random``, not from ``sampled_from``, whose draws favour the first items: every
+    step is then as likely as any other (Hypothesis's own ``randoms()`` favours low numbers).
     """
-    record: dict[str, object] = request(f"id-{draw(st.integers(0, 10**9))}", chat_body())
-    step = draw(st.none() | st.sampled_from(_PERTURBATIONS))
-    duplicate = False
-    if step is not None:
-        key, value = step
-        if key == "duplicate key":
-            duplicate = True
-        elif key.startswith("body."):
-            body = dict(record["body"])  # type: ignore[call-overload]
-            body[key.removeprefix("body.")] = value
-            record["body"] = body
-        elif value is _DELETE:
-            del record[key]
-        else:
-            record[key] = value
-    line = orjson.dumps(record)
-    if duplicate:  # a key written twice, which parsing hides
-        line = line.replace(b'"method":', b'"method":"GET","method":', 1)
-    return line + b"\n"
+    endpoint = draw(st.sampled_from(list(_BODIES)))
+    texts = draw(st.lists(st.text(max_size=12), min_size=10, max_size=40))
+    # Seeded by the file's text as well: Hypothesis draws the same few seeds often.
+    chance = random.Random(repr((draw(st.integers(0, 2**32 - 1)), endpoint, texts)))
+    steps = {  # the first line stays valid: it sets the endpoint and model the rest are held to
+        number: chance.choice(_PERTURBATIONS)
+        for number in range(1, len(texts))
+        if chance.random() < 1 / 16
+    }
+    return single_endpoint_file(endpoint, texts, steps)
 
 
 @st.composite
 def mixed_files(draw: st.DrawFn) -> bytes:
-    """Valid sample lines and near-valid requests, in any order (ids repeat).
-
-    Often after a valid chat request, which sets the batch endpoint and model: only then can
-    the fast path answer for the near-valid chat requests that follow.
-    """
-    completions = orjson.dumps(request("c", {"model": MODEL, "prompt": "x"}, COMPLETIONS))
-    line = st.one_of(
-        st.sampled_from(VALID_LINES), near_valid_records(), st.just(completions + b"\n")
+    """Valid sample lines of the three endpoints and perturbed chat requests, any order (ids
+    repeat): the fast path meeting a file whose endpoint or model it has not learnt yet."""
+    records = st.builds(
+        lambda number, step: perturbed(request(f"id-{number}"), step, "first") + b"\n",
+        st.integers(0, 10**9),
+        st.sampled_from(_PERTURBATIONS),
     )
-    lines = draw(st.lists(line, min_size=1, max_size=15))
+    lines = draw(st.lists(st.sampled_from(VALID_LINES) | records, min_size=1, max_size=15))
     if draw(st.booleans()):
         lines.insert(0, orjson.dumps(request("first")) + b"\n")
     return b"".join(lines)
 
 
-@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+#: Deterministic in CI: the same examples on every run, no example database to consult.
+_DETERMINISTIC = settings(
+    derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+#: The share of lines the property must send through the fast path (measured, not assumed).
+FAST_PATH_SHARE = 0.8
+
+
+def fast_path_property(phases: tuple[Phase, ...] = tuple(Phase)) -> Callable[[], None]:
+    """The property: on ordinary files the fast path reports exactly what the full checks do."""
+
+    @settings(_DETERMINISTIC, max_examples=400, phases=phases)
+    @given(mostly_valid_files())
+    def agree(data: bytes) -> None:
+        with_fast_path = report_of(data, fast_path=True, validator=_CountingValidator)
+        assert with_fast_path == report_without_fast_path(data)
+
+    return agree  # type: ignore[no-any-return]
+
+
+def test_the_fast_path_reports_exactly_what_the_full_checks_report() -> None:
+    _CountingValidator.lines = _CountingValidator.fast = 0
+    fast_path_property()()
+    share = _CountingValidator.fast / _CountingValidator.lines
+    assert share >= FAST_PATH_SHARE, (
+        f"only {share:.0%} of {_CountingValidator.lines:,} lines took the fast path"
+    )
+
+
+@settings(_DETERMINISTIC, max_examples=200)
 @given(st.one_of(mutated_files(), mixed_files()))
-def test_the_fast_path_reports_exactly_what_the_full_checks_report(data: bytes) -> None:
+def test_the_fast_path_agrees_before_the_file_has_set_its_endpoint_and_model(data: bytes) -> None:
     assert validate_file(io.BytesIO(data)) == report_without_fast_path(data)
 
 
 # -- every condition of the fast path is needed ----------------------------------------------
 #
-# The property above holds only if the inputs reach every condition of the fast path.  So each
+# The property above holds only if its inputs reach every condition of the fast path.  So each
 # condition is switched off in turn (replaced by ``False`` in the source of
-# ``Validator._passes_fast_path``) and Hypothesis must find a file on which the switched-off
-# fast path and the full checks disagree.  A new condition that no generator exercises fails
-# here: extend the generators.
+# ``Validator._passes_fast_path``), as are the mutants an audit found the suite missed, and a
+# fixed set of files, each one step of :data:`_PERTURBATIONS` away from valid, must show the
+# difference; the property itself must fail on each of them too.  A new condition that no
+# perturbation breaks fails here: add one.
+
+#: Each endpoint, each step, on the third line of four (after the file's state is set), and
+#: on the first (before).
+FIXED_FILES = [
+    single_endpoint_file(endpoint, ["a", "b", "c", "d"], {at: step})
+    for endpoint in _BODIES
+    for step in _PERTURBATIONS
+    for at in (2, 0)
+]
+
+#: The one-line bugs of issue 13's audit, as (name, source text, mutated text).
+NAMED_MUTANTS = [
+    (
+        "no long custom_id warning",
+        "not 0 < len(custom_id) <= self.limits.long_custom_id",
+        "not 0 < len(custom_id)",
+    ),
+    (
+        "extra top-level keys let through",
+        "record.keys() != _REQUIRED_SET",
+        "not _REQUIRED_SET <= record.keys()",
+    ),
+]
 
 
-def _fast_path_conditions() -> Iterator[tuple[int, int, str]]:
-    function = ast.parse(textwrap.dedent(inspect.getsource(Validator._passes_fast_path)))
-    ors = [n for n in ast.walk(function) if isinstance(n, ast.BoolOp) and isinstance(n.op, ast.Or)]
-    for which, node in enumerate(ors):
-        for index, value in enumerate(node.values):
-            yield which, index, ast.unparse(value)
+def _fast_path_tree() -> ast.Module:
+    return ast.parse(textwrap.dedent(inspect.getsource(Validator._passes_fast_path)))
 
 
-def _without_condition(which: int, index: int) -> Callable[..., bool]:
-    tree = ast.parse(textwrap.dedent(inspect.getsource(Validator._passes_fast_path)))
+def _conditions(tree: ast.Module) -> list[tuple[ast.BoolOp, int]]:
+    """Every operand of every ``or`` in the fast path: each is one condition it checks."""
     ors = [n for n in ast.walk(tree) if isinstance(n, ast.BoolOp) and isinstance(n.op, ast.Or)]
-    ors[which].values[index] = ast.Constant(False)
+    return [(node, index) for node in ors for index in range(len(node.values))]
+
+
+def _compiled(tree: ast.Module) -> Callable[..., bool]:
     namespace: dict[str, Any] = {}
-    exec(
-        compile(ast.fix_missing_locations(tree), "<mutant>", "exec"),
-        vars(validate_module),
-        namespace,
-    )
+    code = compile(ast.fix_missing_locations(tree), "<mutant>", "exec")
+    exec(code, vars(validate_module), namespace)
     mutant: Callable[..., bool] = namespace["_passes_fast_path"]
     return mutant
+
+
+def _switched_off(which: int) -> Callable[..., bool]:
+    tree = _fast_path_tree()
+    node, index = _conditions(tree)[which]
+    node.values[index] = ast.Constant(False)
+    return _compiled(tree)
+
+
+def _rewritten(source: str, mutated: str) -> Callable[..., bool]:
+    text = textwrap.dedent(inspect.getsource(Validator._passes_fast_path))
+    assert text.count(source) == 1, f"the fast path no longer reads {source!r}"
+    return _compiled(ast.parse(text.replace(source, mutated)))
+
+
+SWITCHES = [
+    (f"off:{ast.unparse(node.values[index])}", which)
+    for which, (node, index) in enumerate(_conditions(_fast_path_tree()))
+]
+MUTANTS: list[tuple[str, Callable[[], Callable[..., bool]]]] = [
+    *((name, functools.partial(_switched_off, which)) for name, which in SWITCHES),
+    *((name, functools.partial(_rewritten, old, new)) for name, old, new in NAMED_MUTANTS),
+]
 
 
 def _disagree(data: bytes) -> bool:
@@ -275,22 +400,25 @@ def _disagree(data: bytes) -> bool:
         return True
 
 
-@pytest.mark.parametrize(
-    ("which", "index", "condition"),
-    list(_fast_path_conditions()),
-    ids=[condition for _, _, condition in _fast_path_conditions()],
-)
-def test_each_fast_path_condition_is_caught_when_switched_off(
-    which: int, index: int, condition: str, monkeypatch: pytest.MonkeyPatch
+def test_every_condition_of_the_fast_path_is_switched_off_below() -> None:
+    assert len(SWITCHES) >= 14  # the conditions as they are now: a lost one is a lost guard
+
+
+@pytest.mark.parametrize("make", [m for _, m in MUTANTS], ids=[name for name, _ in MUTANTS])
+def test_each_fast_path_mutant_is_caught_on_the_fixed_files(
+    make: Callable[[], Callable[..., bool]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(Validator, "_passes_fast_path", _without_condition(which, index))
-    try:
-        find(
-            st.one_of(mutated_files(), mixed_files()),
-            _disagree,
-            settings=settings(
-                max_examples=3000, phases=[Phase.generate], database=None, derandomize=True
-            ),
-        )
-    except NoSuchExample:
-        pytest.fail(f"no generated file needs the fast path's condition {condition!r}")
+    assert not any(map(_disagree, FIXED_FILES))  # the real fast path: no difference
+    monkeypatch.setattr(Validator, "_passes_fast_path", make())
+    caught = [data for data in FIXED_FILES if _disagree(data)]
+    assert caught, "no fixed file shows the difference: add a step to _PERTURBATIONS"
+
+
+@pytest.mark.parametrize("make", [m for _, m in MUTANTS], ids=[name for name, _ in MUTANTS])
+def test_the_property_fails_for_each_fast_path_mutant(
+    make: Callable[[], Callable[..., bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The property's own examples find each mutant (not only the fixed files): every run."""
+    monkeypatch.setattr(Validator, "_passes_fast_path", make())
+    with pytest.raises(Exception):  # noqa: B017 (a failed assertion, or the mutant's crash)
+        fast_path_property(phases=(Phase.generate,))()
