@@ -4,19 +4,23 @@ and the version lives in one place that the metadata and the changelog follow.""
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
 import shutil
 import subprocess
 import sys
 import venv
+import zipfile
 from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from batchkit import __version__
 from batchkit.limits import FACTS_CONFIRMED
-from tests.helpers import SAMPLES
+from tests.helpers import REPO, SAMPLES
 from tests.servers.cli import clean_env, run_batchkit
 from tests.servers.offline_pip import build_wheelhouse, copy_source, offline_env
 
@@ -28,6 +32,48 @@ def test_version_names_the_date_the_provider_facts_were_confirmed() -> None:
     assert first == f"batchkit, version {__version__}"
     assert FACTS_CONFIRMED in second and "limits" in second
     assert date.fromisoformat(FACTS_CONFIRMED) <= date.today()
+
+
+def metadata() -> configparser.SectionProxy:
+    """setup.cfg's [metadata]."""
+    config = configparser.ConfigParser()
+    config.read(REPO / "setup.cfg")
+    return config["metadata"]
+
+
+def classifiers() -> list[str]:
+    return [line.strip() for line in metadata()["classifiers"].splitlines() if line.strip()]
+
+
+def classified_pythons(lines: list[str]) -> list[str]:
+    prefix = "Programming Language :: Python :: "
+    return [line[len(prefix) :] for line in lines if re.fullmatch(r".* :: 3\.\d+", line)]
+
+
+def test_the_version_lives_in_one_place_and_the_changelog_follows_it() -> None:
+    assert metadata()["version"] == "attr: batchkit.__version__"
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert "[Keep a Changelog]" in changelog
+    newest = re.search(r"^## \[(\d+\.\d+\.\d+)\]", changelog, re.M)
+    assert newest and newest[1] == __version__
+
+
+def test_classifiers_and_the_ci_workflow_name_the_same_pythons() -> None:
+    lines = classifiers()
+    for wanted in ("Typing :: Typed", "License :: OSI Approved :: MIT License"):
+        assert wanted in lines
+    assert any(line.startswith("Development Status :: ") for line in lines)
+    assert any(line.startswith("Operating System :: ") for line in lines)
+    assert classified_pythons(lines) == ["3.10", "3.11", "3.12", "3.13"]
+    assert "MIT License" in (REPO / "LICENSE").read_text()
+
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "ci.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert {"push", "pull_request"} <= set(triggers)
+    (job,) = workflow["jobs"].values()
+    assert job["runs-on"].startswith("ubuntu")
+    assert job["strategy"]["matrix"]["python"] == classified_pythons(lines)
+    assert job["steps"][-1]["run"] == "bash .ci/run"
 
 
 def built_wheel(directory: Path, wheelhouse: Path) -> Path:
@@ -53,6 +99,16 @@ def built_wheel(directory: Path, wheelhouse: Path) -> Path:
 def test_built_wheel_installs_and_works_outside_the_checkout(tmp_path: Path) -> None:
     wheelhouse = build_wheelhouse(tmp_path / "wheelhouse")
     wheel = built_wheel(tmp_path, wheelhouse)
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (metadata_file,) = [name for name in names if name.endswith(".dist-info/METADATA")]
+        headers = archive.read(metadata_file).decode().split("\n\n", 1)[0].splitlines()
+        (licence,) = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
+        assert "MIT License" in archive.read(licence).decode()
+    assert f"Version: {__version__}" in headers
+    assert [line.split(": ", 1)[1] for line in headers if line.startswith("Classifier: ")] == (
+        classifiers()
+    )
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
