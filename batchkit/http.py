@@ -227,9 +227,15 @@ class HttpClient:
         delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2.0 ** max(0, attempt - 1))
         return delay * (1 - 0.25 * self._random.random())
 
-    def _auth_headers(self) -> dict[str, str]:
+    def require_key(self) -> None:
+        """Raise the "no API key" UsageError now, for a caller that would otherwise do local
+        work (a job's build) before its first request finds the key missing."""
         if self._api_key is None:
             raise UsageError(f"no API key: {self.key_hint}")
+
+    def _auth_headers(self) -> dict[str, str]:
+        self.require_key()
+        assert self._api_key is not None
         return {"Authorization": f"Bearer {self._api_key.reveal()}"}
 
     def _send(

@@ -210,6 +210,7 @@ def run_job(
     owned = client is None
     active = client if client is not None else Client.from_settings()
     try:
+        active.require_key()
         chosen = limits if limits is not None else active.profile.limits
         settings = _Settings(
             endpoint=endpoint,
@@ -223,7 +224,7 @@ def run_job(
             completion_window=completion_window,
             api={"profile": active.profile.name, "base_url": active.base_url},
         )
-        with _open_job(job_path, paths, settings, restart) as store:
+        with _OpenJob(job_path, paths, settings, restart) as store:
             runner = _Runner(
                 store,
                 active,
@@ -293,8 +294,13 @@ def _inputs_sha256(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
-class _open_job:
-    """The job file for this run: created, or opened and checked against the arguments."""
+class _OpenJob:
+    """The job file for this run: created, or opened and checked against the arguments.
+
+    A job file that has no shards yet has sent nothing, so it is simply taken over by these
+    arguments; and one created here is removed again if this run stops before its shards
+    are recorded (a bad input, a usage error), so that nothing half-made is left behind.
+    """
 
     def __init__(
         self, path: Path, inputs: Sequence[Path], settings: _Settings, restart: bool
@@ -304,40 +310,46 @@ class _open_job:
         self.settings = settings
         self.restart = restart
         self.store: JobFile | None = None
+        self.created = False
 
     def __enter__(self) -> JobFile:
         sha256 = _inputs_sha256(self.inputs)
+        meta = {"input_sha256": sha256, "settings": self.settings.as_json()}
         if self.path.exists() and self.restart:
             _forget(self.path)
-        if self.path.exists():
-            store = JobFile.open(self.path)
-            self.store = store
-            store.lock()
-            meta = store.meta()
-            if meta.get("input_sha256") != sha256:
-                raise JobFileError(
-                    f"{self.path} is the job of another input (its sha256 differs): run with "
-                    "--restart to start a new job for this input, or give another --job file"
-                )
-            changed = self.settings.differences(meta.get("settings", "{}"))
-            if changed:
-                raise JobFileError(
-                    f"{self.path} was started with other options ({', '.join(changed)} "
-                    "differ): run with the same options to resume it, or with --restart to "
-                    "start again"
-                )
-            return store
-        store = JobFile.create(
-            self.path,
-            {"input_sha256": sha256, "settings": self.settings.as_json(), "created": _now()},
-        )
-        self.store = store
+        if not self.path.exists():
+            self.store = JobFile.create(self.path, {**meta, "created": _now()})
+            self.created = True
+            self.store.lock()
+            return self.store
+        store = self.store = JobFile.open(self.path)
         store.lock()
+        if not store.shards():  # nothing was sent: these arguments may take it over
+            store.set_meta(meta)
+            return store
+        recorded = store.meta()
+        if recorded.get("input_sha256") != sha256:
+            raise JobFileError(
+                f"{self.path} is the job of another input (its sha256 differs): run with "
+                "--restart to start a new job for this input, or give another --job file"
+            )
+        changed = self.settings.differences(recorded.get("settings", "{}"))
+        if changed:
+            raise JobFileError(
+                f"{self.path} was started with other options ({', '.join(changed)} "
+                "differ): run with the same options to resume it, or with --restart to "
+                "start again"
+            )
         return store
 
-    def __exit__(self, *exc_info: object) -> None:
-        if self.store is not None:
-            self.store.close()
+    def __exit__(self, error_type: object, *exc_info: object) -> None:
+        if self.store is None:
+            return
+        unbuilt = error_type is not None and self.created and not self.store.shards()
+        self.store.close()
+        if unbuilt:
+            remove_job(self.path)
+            shutil.rmtree(work_directory(self.path), ignore_errors=True)
 
 
 def _forget(path: Path) -> None:

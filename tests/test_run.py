@@ -317,6 +317,7 @@ def test_an_invalid_request_sends_nothing_unless_skip_invalid(
     assert refused.returncode == 1, explain(refused)
     assert f"{bad}:13" in refused.stderr and "nothing was sent" in refused.stderr
     assert not fake.requests and not out.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bad.jsonl", "prompts.jsonl"]
     skipped = run_cli(fake, str(bad), "-o", str(out), "--endpoint", CHAT, "--model", "m",
                       "--skip-invalid", "--restart")  # fmt: skip
     assert skipped.returncode == 0, explain(skipped)
@@ -408,7 +409,23 @@ def test_usage_mistakes_are_exit_2_before_anything_is_sent(
         done = run_cli(fake, *args, "--endpoint", CHAT)
         assert done.returncode == 2, explain(done)
         assert message in done.stderr, done.stderr
+    no_key = run_batchkit("run", str(prompts), "-o", out, "--endpoint", CHAT, "--base-url",
+                          fake.url, env=clean_env())  # fmt: skip
+    assert no_key.returncode == 2 and "no API key" in no_key.stderr, explain(no_key)
     assert not fake.requests
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["prompts.jsonl"]
+
+
+def test_a_job_file_that_sent_nothing_is_taken_over_by_new_arguments(
+    fake: FakeOrq, prompts: Path, tmp_path: Path
+) -> None:
+    """A run stopped while building (or refused for a missing --endpoint) sent nothing: the
+    corrected command goes on with the same job file instead of asking for --restart."""
+    out = tmp_path / "out.jsonl"
+    JobFile.create(f"{out}.job.db", {"input_sha256": "0" * 64, "settings": "{}"}).close()
+    done = run_cli(fake, str(prompts), "-o", str(out), "--endpoint", CHAT, "--model", "m")
+    assert done.returncode == 0, explain(done)
+    assert len(rows(out)) == 12
 
 
 # --- other servers ------------------------------------------------------------------------------
