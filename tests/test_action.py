@@ -244,6 +244,13 @@ def read_outputs(text: str) -> dict[str, str]:
     return outputs
 
 
+def readme_yaml(containing: str) -> Any:
+    """The README's YAML example that contains ``containing``, parsed."""
+    blocks = re.findall(r"^```yaml\n(.*?)^```", (REPO / "README.md").read_text(), re.M | re.S)
+    (block,) = [block for block in blocks if containing in block]
+    return yaml.safe_load(block)
+
+
 ANNOTATION = re.compile(r"^::(error|warning) file=([^,]+),line=(\d+),title=([^:]+)::", re.M)
 
 
@@ -275,6 +282,27 @@ def test_a_metadata_mistake_is_caught_by_the_schema() -> None:
     step_without_shell = {"run": "echo hi"}
     runs = {"using": "composite", "steps": [step_without_shell]}
     assert not jsonschema.Draft7Validator(ACTION_SCHEMA).is_valid({**ACTION, "runs": runs})
+
+
+def test_the_readme_workflow_uses_the_action_and_keeps_the_run_results() -> None:
+    workflow = readme_yaml("OWNER/batchkit@")
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    uses = [step for step in steps if step.get("uses", "").startswith("OWNER/batchkit@")]
+    assert uses and all(set(step["with"]) <= set(ACTION["inputs"]) for step in uses)
+    (submit,) = [step for step in uses if step["with"].get("submit") is True]
+    assert submit["with"]["api-key"] == "${{ secrets.ORQ_API_KEY }}"
+    assert any(f"steps.{submit['id']}.outputs.batch_id" in step.get("run", "") for step in steps)
+
+    results = workflow["jobs"]["results"]
+    (run,) = [step for step in results["steps"] if "batchkit run" in step.get("run", "")]
+    assert run["run"].split() == [
+        *("batchkit", "run", "prompts.jsonl", "-o", "results.jsonl"),
+        *("--endpoint", "/v1/chat/completions", "--model", "openai/gpt-4o-mini"),
+    ]
+    assert "secrets." in run["env"]["ORQ_API_KEY"]
+    (upload,) = [step for step in results["steps"] if "upload-artifact" in step.get("uses", "")]
+    assert upload["uses"] == "actions/upload-artifact@v4" and upload["if"] == "always()"
+    assert upload["with"]["path"] == "results.jsonl"
 
 
 # --- running it ------------------------------------------------------------------------------

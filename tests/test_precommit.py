@@ -18,6 +18,7 @@ import yaml
 
 from tests.helpers import REPO, jsonl, request
 from tests.servers.offline_pip import build_wheelhouse, offline_env
+from tests.test_action import readme_yaml
 
 HOOK = "batchkit-validate"
 
@@ -37,10 +38,13 @@ def head_sha() -> str:
 
 def write_config(repo: Path, args: list[str] | None = None) -> None:
     """The snippet the README gives, with ``repo`` this checkout and ``rev`` its HEAD."""
-    hook: dict[str, object] = {"id": HOOK}
+    config = readme_yaml(HOOK)
+    (entry,) = config["repos"]
+    entry.update(repo=str(REPO), rev=head_sha())
+    (hook,) = entry["hooks"]
+    assert hook == {"id": HOOK}
     if args is not None:
         hook["args"] = args
-    config = {"repos": [{"repo": str(REPO), "rev": head_sha(), "hooks": [hook]}]}
     (repo / ".pre-commit-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
