@@ -228,8 +228,9 @@ class RecordedRequest:
     route: str | None
     body_bytes: int
     time: float
-    #: What the route did, set before :attr:`State.on_request` sees it: the status and body
-    #: it is about to answer (a :class:`StoredFile` for a download).
+    #: What was answered: the status and body (a :class:`StoredFile` for a download); set
+    #: when the route has done its work, before :attr:`State.on_request` sees it, or when a
+    #: fault answered instead.
     status: int | None = None
     answer: Any = None
 
@@ -755,6 +756,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "drop":
                 self._drop()
             else:
+                recorded.status, recorded.answer = fault.status, fault.body
                 self._send_json(fault.status, fault.body, fault.headers)
             return
         handler = getattr(self, f"_do_{route}")
@@ -774,6 +776,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif fault.kind == "cut":
             self._send_json(status, body, headers, cut_at=fault.at_byte)
         else:
+            recorded.status, recorded.answer = fault.status, fault.body
             self._send_json(fault.status, fault.body, fault.headers)
 
     @staticmethod
