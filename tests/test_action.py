@@ -254,7 +254,7 @@ def readme_yaml(containing: str) -> Any:
 ANNOTATION = re.compile(r"^::(error|warning) file=([^,]+),line=(\d+),title=([^:]+)::", re.M)
 
 
-def annotations(text: str) -> list[tuple[str, str, int, str]]:
+def workflow_annotations(text: str) -> list[tuple[str, str, int, str]]:
     return [(kind, path, int(line), title) for kind, path, line, title in ANNOTATION.findall(text)]
 
 
@@ -350,7 +350,7 @@ def test_validate_annotates_the_exact_lines_and_nothing_is_submitted(
     )
     validate = run.steps["validate"]
     assert validate.outcome == "failure"
-    assert annotations(validate.stdout) == [
+    assert workflow_annotations(validate.stdout) == [
         ("error", "requests/bad.jsonl", 2, "invalid_url"),
         ("error", "requests/bad.jsonl", 3, "duplicate_custom_id"),
         ("warning", "requests/bad.jsonl", 4, "blank_line"),
@@ -371,7 +371,7 @@ def test_strict_decides_whether_warnings_fail(
     (workspace / "warned.jsonl").write_bytes(jsonl(request("a"), b"", request("b")))
     strict = runner.run({"files": "warned.jsonl"}, workspace, done=installed)
     assert strict.steps["validate"].outcome == "failure"
-    assert annotations(strict.steps["validate"].stdout) == [
+    assert workflow_annotations(strict.steps["validate"].stdout) == [
         ("warning", "warned.jsonl", 2, "blank_line")
     ]
     relaxed = runner.run({"files": "warned.jsonl", "strict": "false"}, workspace, done=installed)

@@ -110,7 +110,8 @@ def _wheel_name(dist: metadata.Distribution) -> str:
 
 def _closure(roots: Iterable[str]) -> Iterator[metadata.Distribution]:
     """The installed distributions ``roots`` need, each once (extras are not followed)."""
-    environment: dict[str, str] = {**default_environment(), "extra": ""}
+    environment = {key: str(value) for key, value in default_environment().items()}
+    environment["extra"] = ""
     seen: set[str] = set()
     pending = list(roots)
     while pending:
