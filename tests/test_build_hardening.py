@@ -231,6 +231,19 @@ def test_sigterm_cleans_up_and_exits_143(tmp_path: Path) -> None:
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("parts_done", [1, 3], ids=["first-file", "later-file"])
+def test_ctrl_c_cleans_up_and_exits_130(tmp_path: Path, parts_done: int) -> None:
+    """Ctrl-C while a file is written (the first, or after some are finished): no partial
+    output, no temporary file, one line."""
+    process, out = long_build(tmp_path)
+    wait_for_temp(process, out, parts_done)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert stdout == "" and stderr == "batchkit: error: interrupted\n"
+    assert list(out.iterdir()) == []
+
+
 def test_a_build_after_a_kill_9_removes_what_it_left(tmp_path: Path) -> None:
     process, out = long_build(tmp_path)
     wait_for_temp(process, out)

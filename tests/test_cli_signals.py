@@ -12,14 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import CHAT, jsonl, request
 from tests.servers.cli import clean_env
-from tests.servers.fake_orq import FakeOrq
+from tests.servers.fake_orq import FakeOrq, Fault
 
 SECRET = "sk-orq-SIGNAL-TEST-1b2c3d4e"
 
@@ -56,3 +56,74 @@ def test_sigterm_during_wait_exits_143_with_one_line(orq: FakeOrq, tmp_path: Pat
     assert "Traceback" not in stderr
     assert stderr.endswith("batchkit: error: terminated\n")
     assert SECRET not in stdout + stderr
+
+
+# -- Ctrl-C (SIGINT): exit 130, one line that says what state things were left in -------------
+
+
+def start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "batchkit", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def interrupt(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Ctrl-C, then the output; the process must have been running when it came."""
+    assert process.poll() is None, "the command ended before Ctrl-C"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, f"stdout: {stdout}\nstderr: {stderr}"
+    assert "Traceback" not in stderr
+    return stdout, stderr
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} never happened"
+        time.sleep(0.02)
+
+
+def test_ctrl_c_during_wait_says_the_batch_goes_on(orq: FakeOrq) -> None:
+    stored = orq.state.store_file("requests.jsonl", "batch", jsonl(request("a")))
+    status, batch = orq.state.create_batch(
+        {"input_file_id": stored.id, "endpoint": CHAT, "completion_window": "24h"}
+    )
+    assert status == 200
+    process = start("wait", batch["id"], "--base-url", orq.url, env=clean_env(ORQ_API_KEY=SECRET))
+    wait_until(lambda: bool(orq.requests_to("retrieve")), "a poll")
+    stdout, stderr = interrupt(process)
+    assert stderr.splitlines()[-1].startswith("batchkit: error: interrupted")
+    assert SECRET not in stdout + stderr
+    assert orq.state.batches[batch["id"]]["status"] == "validating"  # nothing was cancelled
+
+
+def test_ctrl_c_while_validating_a_large_file(tmp_path: Path) -> None:
+    path = tmp_path / "large.jsonl"
+    path.write_bytes(jsonl(*(request(f"r{n}") for n in range(400_000))))  # about 50 MB
+    process = start("validate", str(path), env=clean_env())
+    time.sleep(0.5)  # well into the file: it takes seconds
+    stdout, stderr = interrupt(process)
+    assert stdout == ""  # no verdict on a file not read to the end
+    assert stderr == "batchkit: error: interrupted\n"
+
+
+def test_ctrl_c_after_the_create_was_sent_says_a_batch_may_exist(
+    orq: FakeOrq, tmp_path: Path
+) -> None:
+    orq.faults.add("create", Fault.slow(60))  # the batch is made; the answer never comes
+    path = tmp_path / "requests.jsonl"
+    path.write_bytes(jsonl(request("a"), request("b")))
+    process = start("submit", str(path), "--base-url", orq.url, env=clean_env(ORQ_API_KEY=SECRET))
+    wait_until(lambda: bool(orq.state.batches), "the create")
+    _, stderr = interrupt(process)
+    assert stderr.splitlines()[-1] == (
+        "batchkit: error: interrupted after the upload: a batch may have been created, "
+        "check with `batchkit list`"
+    )
+    assert len(orq.state.batches) == 1
