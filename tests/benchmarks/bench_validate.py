@@ -12,7 +12,9 @@ It writes three files to a temporary directory, streaming, one line at a time:
     arrays);
 (c) a 2 MB chat file of the same shape as (a);
 (d) a 300 MB file that is one line with no line end (sparse: cheap to write), which must be
-    reported without being held (issue 7: it used to take 912 MB).
+    reported without being held (issue 7: it used to take 912 MB);
+(e) (a) with an error on every 100th line (a body error, which the slow path explains),
+    timed against (a) itself, alternating: target within 2x of (a).
 
 Then, for (a) and (b), it times in the same run, rounds alternating, the bare loop and
 ``validate_file`` and prints the medians and their ratio (target <= 1.5, aim 1.0).  Peak RSS
@@ -57,6 +59,8 @@ ONE_LINE_BYTES = 300_000_000
 EMBEDDING_INPUTS = 50_000
 
 TARGET_RATIO = 1.5
+#: (e) against (a): the errors' explanations may cost at most this much.
+ERRORS_TARGET_RATIO = 2.0
 TARGET_RSS_MB = 64.0
 TARGET_RSS_DELTA_MB = 10.0
 
@@ -266,6 +270,35 @@ def write_embeddings_file(path: Path, inputs: int, seed: int) -> tuple[int, int]
 # -- timing -------------------------------------------------------------------------------
 
 
+#: One line in this many is broken in the file with errors: its first message's role misspelled,
+#: a body error that the validator's slow path must explain (jsonschema's best match, a path).
+ERROR_EVERY = 100
+
+
+def write_with_errors(source: Path, target: Path, every: int = ERROR_EVERY) -> int:
+    """``source`` with every ``every``-th line broken; returns how many lines were."""
+    broken = 0
+    with source.open("rb") as lines, target.open("wb") as out:
+        for number, line in enumerate(lines, start=1):
+            if number % every == 0:
+                line = line.replace(b'"role":"', b'"role":"x', 1)
+                broken += 1
+            out.write(line)
+    return broken
+
+
+def time_both(first: Path, second: Path, rounds: int) -> tuple[list[float], list[float]]:
+    """validate_file on two files, alternated (order swapped every round) after a warm-up."""
+    run_validate(first)
+    run_validate(second)
+    times: tuple[list[float], list[float]] = ([], [])
+    for index in range(rounds):
+        pairs = [(first, times[0]), (second, times[1])]
+        for path, into in reversed(pairs) if index % 2 else pairs:
+            into.append(_timed(run_validate, path)[0])
+    return times
+
+
 def bare_loop(path: Path) -> int:
     """The floor: read the file in binary line by line and parse each line."""
     count = 0
@@ -451,6 +484,23 @@ def _run(workdir: Path, rounds: int) -> int:
         del report
         gc.collect()
 
+    # -- a file with errors: the slow path that explains them -----------------------------
+    with_errors = workdir / "chat_200mib_errors.jsonl"
+    broken = write_with_errors(chat, with_errors)
+    report = run_validate(with_errors)
+    assert report.errors_total == broken, (report.errors_total, broken)
+    del report
+    print(
+        f"\ntiming (e) {with_errors.name}: an error on every {ERROR_EVERY}th line ...", flush=True
+    )
+    clean_times, error_times = time_both(chat, with_errors, rounds)
+    clean_med, error_med = statistics.median(clean_times), statistics.median(error_times)
+    print("  without errors: " + " ".join(f"{t:.3f}" for t in clean_times))
+    print("  with errors   : " + " ".join(f"{t:.3f}" for t in error_times))
+    errors_ratio = error_med / clean_med
+    with_errors.unlink()
+    gc.collect()
+
     # -- memory ----------------------------------------------------------------------------
     print("\npeak RSS, each in a fresh subprocess ...", flush=True)
     rss: dict[str, dict[str, Any]] = {"baseline (import + schemas)": peak_rss(None)}
@@ -490,6 +540,12 @@ def _run(workdir: Path, rounds: int) -> int:
             f"{label:<30}{result['mb']:>10.1f}{result['mb'] - base_mb:>11.1f}  "
             f"{_verdict(ok):<27}({result['maxrss_mb']:.1f})"
         )
+    print("-" * 78)
+    print(
+        f"{'(e) = (a) + error every ' + str(ERROR_EVERY) + 'th':<30}{clean_med:>9.3f}s"
+        f"{error_med:>10.3f}s{errors_ratio:>8.2f}  target <= {ERRORS_TARGET_RATIO}: "
+        f"{_verdict(errors_ratio <= ERRORS_TARGET_RATIO)} (without / with errors)"
+    )
     delta = rss["(a) chat 200 MiB"]["mb"] - rss["(c) chat 2 MB"]["mb"]
     print(
         f"{'(a) - (c)':<30}{delta:>10.1f}{'':>11}  target <= {TARGET_RSS_DELTA_MB:.0f} MB: "
