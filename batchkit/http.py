@@ -53,6 +53,7 @@ from batchkit.redact import (
     Secret,
     display_url,
     redact_secret,
+    redact_signatures,
     redact_userinfo,
     url_credentials,
 )
@@ -89,6 +90,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"batchkit/{__version__}"
+#: What to check when a request sent without the key (a presigned download) is refused.
+_UNSIGNED_HINT = (
+    "the download link was refused (it may have expired): run the command again for a fresh one"
+)
 #: Backoff: 0.5 s, 1 s, 2 s, ... capped, each cut by up to a quarter at random (jitter).
 _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 8.0
@@ -294,7 +299,8 @@ class HttpClient:
             )
             if response.ok:
                 return response
-            refusal = api_error(method, url, response, redact=self._redact, key_hint=self.key_hint)
+            hint = self.key_hint if auth else _UNSIGNED_HINT
+            refusal = api_error(method, url, response, redact=self._redact, key_hint=hint)
             if response.status_code not in RETRY_STATUSES:
                 raise refusal
             wait = parse_retry_after(response.headers)
@@ -376,9 +382,11 @@ class HttpClient:
             ) from None
 
     def _redact(self, text: str) -> str:
+        """``text`` without the key, URL credentials, or a presigned URL's signature (a
+        storage server may echo the URL it refused)."""
         for secret in self._secrets:
             text = redact_secret(text, secret.reveal())
-        return text
+        return redact_signatures(text)
 
     def _log_request(self, method: str, url: str, headers: Mapping[str, str], attempt: int) -> None:
         if not logger.isEnabledFor(logging.DEBUG):

@@ -188,3 +188,27 @@ def test_a_signature_echoed_by_the_storage_is_not_in_the_verbose_log(
     assert "busy: GET /presigned/" in stderr and "retrying" in stderr  # the echo was logged
     assert signature not in stdout + stderr
     assert orjson.loads(stdout)  # and the download went on
+
+
+@pytest.mark.parametrize("status", [503, 403])
+def test_a_signature_echoed_in_the_final_error_is_redacted(
+    orq: FakeOrq, tmp_path: Path, status: int
+) -> None:
+    """When the storage keeps refusing (503 until the attempts run out, or a 403), its echo of
+    the presigned URL ends up in the one error line: without the signature, and a 403 of the
+    link (sent without the key) does not send the user to check their key."""
+    stored = orq.state.store_file("requests.jsonl", "batch", jsonl(request("a")))
+    _status, batch = orq.state.create_batch(
+        {"input_file_id": stored.id, "endpoint": CHAT, "completion_window": "24h"}
+    )
+    orq.state.end_batch(batch["id"])
+    output_id = orq.state.batches[batch["id"]]["output_file_id"]
+    signature = hashlib.sha256((output_id + orq.signing_key).encode()).hexdigest()[:16]
+    echo = f"refused: GET /presigned/{output_id}?X-Amz-Signature={signature}&sig={signature}"
+    orq.faults.add("download", Fault.http(status, {"message": echo, "code": "busy"}), times=3)
+    code, stdout, stderr = run(orq, "download", batch["id"], "-d", str(tmp_path), key=SERVER_KEY)
+    assert code == 3, stderr
+    assert f"refused: GET /presigned/{output_id}?X-Amz-Signature=" in stderr  # the echo is shown
+    assert signature not in stdout + stderr
+    if status == 403:
+        assert "ORQ_API_KEY" not in stderr and "the download link was refused" in stderr
