@@ -31,7 +31,13 @@ import pytest
 
 from tests.helpers import jsonl, request
 from tests.servers.cli import clean_env
-from tests.servers.fake_orq import TERMINAL, FakeOrq, Outcome, RecordedRequest
+from tests.servers.fake_orq import (
+    TERMINAL,
+    FakeOrq,
+    Outcome,
+    RecordedRequest,
+    token_limit_errors,
+)
 
 JOB_KEY = "batchkit_job"
 HASH_KEY = "batchkit_sha256"
@@ -231,9 +237,15 @@ def check_results(job: Job) -> None:
             assert content == f"answer to {row['custom_id']}"
 
 
+def refused_for_capacity(batch: dict[str, Any]) -> bool:
+    errors = (batch.get("errors") or {}).get("data") or []
+    return any(error.get("code") == "token_limit_exceeded" for error in errors)
+
+
 def check_batches(job: Job) -> None:
     """Exactly one batch per shard per round, each holding the right requests: none created
-    twice, none lost, none left running."""
+    twice, none lost, none left running.  A batch refused for capacity is followed by one
+    next try of the same round (``JOB/SHARD/ROUND/TRY+1``)."""
     state = job.fake.state
     groups = state.batches_by_metadata(JOB_KEY)
     doubled = {key: [batch["id"] for batch in group] for key, group in groups.items()
@@ -242,11 +254,16 @@ def check_batches(job: Job) -> None:
     batches = [group[0] for group in groups.values()]
     assert len(batches) == len(state.batches), "a batch without batchkit_job metadata"
     assert len({batch_key(batch)[0] for batch in batches}) == 1, "batches of several jobs"
+    refused = [batch_key(batch)[1:] for batch in batches if refused_for_capacity(batch)]
     keys = sorted(batch_key(batch)[1:] for batch in batches)
-    assert keys == sorted((shard, round_, 1) for shard, round_ in EXPECTED_BATCHES)
+    assert keys == sorted(
+        [(shard, round_, 1) for shard, round_ in EXPECTED_BATCHES]
+        + [(shard, round_, try_ + 1) for shard, round_, try_ in refused]
+    )
     for batch in batches:
-        _, shard, round_, _ = batch_key(batch)
-        assert batch["status"] == "completed", batch
+        _, shard, round_, try_ = batch_key(batch)
+        refusal = (shard, round_, try_) in refused
+        assert batch["status"] == ("failed" if refusal else "completed"), batch
         assert sorted(state.batch_custom_ids(batch["id"])) == EXPECTED_BATCHES[shard, round_]
         assert batch["metadata"][HASH_KEY] == state.files[batch["input_file_id"]].sha256
 
@@ -323,6 +340,16 @@ def test_killed_at_random_times(tmp_path: Path) -> None:
         if kills == RANDOM_KILLS:
             return
     pytest.fail(f"only {kills} of {RANDOM_KILLS} random kills landed before the jobs ended")
+
+
+def test_killed_just_after_a_capacity_refusal(fake_orq: FakeOrq, tmp_path: Path) -> None:
+    """The first batch fails with token_limit_exceeded and the run dies just after recording
+    it: the next run sends that shard's next try once, and nothing else again."""
+    fake_orq.state.batch_failures.append(token_limit_errors())
+    job = Job(fake_orq, tmp_path)
+    assert job.run_until(Point("after refused", event="refused")), job.log().read_text()
+    finish_and_check(job)
+    assert sum(map(refused_for_capacity, fake_orq.state.batches.values())) == 1
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
