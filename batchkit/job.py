@@ -332,6 +332,11 @@ class JobFile:
             ).fetchone()
         return _attempt(row)
 
+    def count_events(self, kind: str) -> int:
+        with self._guard("read"):
+            row = self._db.execute("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,))
+            return int(row.fetchone()[0])
+
     def request_counts(self) -> dict[str, int]:
         """The requests whose state is known, by status (their latest round's)."""
         with self._guard("read"):
@@ -447,6 +452,7 @@ class JobFile:
                 attempt.path,
                 attempt.sha256,
                 attempt.requests,
+                file_id=attempt.file_id,  # the upload is reused (a 404 would upload again)
             )
             _event(db, "refused", attempt, reason)
 
@@ -549,11 +555,24 @@ def _insert_attempt(
     path: str,
     sha256: str,
     requests: int,
+    file_id: str | None = None,
 ) -> None:
+    """A new attempt: ``pending``, or ``uploaded`` when its file is already on the server."""
     db.execute(
-        "INSERT INTO attempts (shard, round, try, path, sha256, requests, state, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
-        (shard, round_, try_, path, sha256, requests, time.time()),
+        "INSERT INTO attempts "
+        "(shard, round, try, path, sha256, requests, state, file_id, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            shard,
+            round_,
+            try_,
+            path,
+            sha256,
+            requests,
+            "uploaded" if file_id else "pending",
+            file_id,
+            time.time(),
+        ),
     )
 
 

@@ -433,7 +433,8 @@ class _Runner:
 
     def _step(self) -> bool:
         """Poll the running batches, collect the ended ones, submit what may go: True when
-        anything changed."""
+        anything changed.  Submitting comes first and again after each collect, so that the
+        slots of ended batches are filled while their results are still being read."""
         changed = False
         cancelled = self.store.cancelled
         for attempt in self.store.attempts(("active",)):
@@ -446,11 +447,12 @@ class _Runner:
                 changed = True
             else:
                 self.store.progressed(attempt, batch)
+        submit = self._submit_more if not cancelled else lambda: False
+        changed = submit() or changed
         for attempt in self.store.attempts(("ended", "downloaded")):
             self._collect(attempt)
+            submit()
             changed = True
-        if not cancelled:
-            changed = self._submit_more() or changed
         return changed
 
     def _open_attempts(self) -> list[Attempt]:
@@ -579,7 +581,6 @@ class _Runner:
     # --- ending and collecting -------------------------------------------------------------
 
     def _ended(self, attempt: Attempt, batch: Batch) -> None:
-        self._hold.release()
         codes = {error.code for error in batch.errors}
         if batch.status == "failed" and codes & CAPACITY_ERRORS:
             message = next(
@@ -589,6 +590,7 @@ class _Runner:
             self.store.refused(attempt, batch, reason)
             self._refused(attempt, reason)
             return
+        self._hold.release()  # a batch of the job ended: its capacity is free again
         self.store.ended(attempt, batch)
         self._tell("ended", f"{attempt.label}: batch {batch.id} {batch.status}", attempt)
 
@@ -647,7 +649,7 @@ class _Runner:
         meta = self.store.meta()
         summary, _ = write_results(self._results(), output)
         attempts = self.store.attempts()
-        refusals = sum(1 for attempt in attempts if attempt.state == "refused")
+        refusals = self.store.count_events("refused")
         self.store.event("finished", f"{summary.total:,} result(s) in {output}")
         rejects = meta.get("rejects_file")
         return RunResult(
