@@ -498,7 +498,7 @@ class _Runner:
         self.store.add_shards(recorded, meta)
         self._tell(
             "built",
-            f"{built.requests:,} request(s) in {len(recorded)} shard(s)"
+            f"built {built.requests:,} request(s) into {len(recorded)} shard(s)"
             + (f"; {built.rejected:,} rejected ({built.rejects_file})" if built.rejected else ""),
         )
 

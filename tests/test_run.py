@@ -9,13 +9,18 @@ tests/test_run_capacity.py.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
+import pty
 import re
 import resource
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
+import termios
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -537,3 +542,41 @@ def test_an_upload_the_server_lost_between_runs_is_uploaded_again(
         kinds = [row[0] for row in db.execute("SELECT kind FROM events ORDER BY seq")]
     assert kinds.count("upload_lost") == 1 and kinds.count("refused") == 1
     assert kinds.count("uploaded") == 4  # 3 shards, one of them twice
+
+
+def test_in_ci_only_the_summary_is_printed_and_on_a_terminal_a_bar(
+    fake: FakeOrq, prompts: Path, tmp_path: Path
+) -> None:
+    args = ("-o", str(tmp_path / "out.jsonl"), "--endpoint", CHAT, "--model", "m", *SHARD_OPTIONS)
+    quiet = run_cli(fake, str(prompts), *args)
+    assert quiet.returncode == 0, explain(quiet)
+    assert quiet.stdout == ""
+    lines = quiet.stderr.splitlines()
+    assert lines[0] == "3 shard(s), 3 batch(es), 1 round(s)"
+    assert lines[1] == "12 requests: 12 succeeded"
+    assert lines[-1].startswith("wrote ") and len(lines) == 4  # + the tokens line
+    # On a terminal: the steps above a progress bar over the requests.
+    parent, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    with open(os.devnull, "wb") as devnull:
+        command = [sys.executable, "-m", "batchkit", "run", str(prompts), *args, "--restart"]
+        process = subprocess.run(
+            [*command, "--base-url", fake.url, "--poll-interval", "0.01"],
+            stdin=subprocess.DEVNULL,
+            stdout=devnull,
+            stderr=child,
+            env=clean_env(ORQ_API_KEY=SECRET),
+            timeout=120,
+            check=False,
+        )
+    os.close(child)
+    shown = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(parent, 65536):
+            shown += chunk
+    os.close(parent)
+    assert process.returncode == 0, shown
+    text = shown.decode(errors="replace")
+    assert "batchkit: built 12 request(s) into 3 shard(s)" in text
+    assert "batchkit: shard 3, round 1: batch " in text
+    assert re.search(r"run: 100%\|.*\| 12/12", text), text
