@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from batchkit.issues import FileReport, Issue
+from batchkit.tokens import FileTokens
 
 #: Characters that would let text from a file act on the reader's screen or log: C0 and C1
 #: controls (a line feed starts a new log line, so a new GitHub annotation; ESC starts a
@@ -68,6 +69,16 @@ def summary(report: FileReport) -> str:
         f"{report.path}: {verdict} in {_count(report.requests, 'request')} "
         f"({human_bytes(report.bytes)}; limits: {', '.join(shares)})"
     )
+
+
+def tokens_line(path: str, tokens: FileTokens, limit: int | None = None) -> str:
+    """``path: tokens: N prompt (encoding, exact), output cap M``, and the share of ``limit``."""
+    kind = "exact" if tokens.exact else "estimate"
+    cap = "none set" if tokens.max_output is None else f"{tokens.max_output:,}"
+    line = f"{path}: tokens: {tokens.prompt:,} prompt ({tokens.encoding}, {kind}), output cap {cap}"
+    if limit is not None:
+        line += f"; {tokens.prompt / limit:.1%} of the {limit:,} enqueued-token limit"
+    return printable(line)
 
 
 def _limit_size(count: int) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import click
 
 from batchkit.cli import report as reporters
@@ -15,7 +18,22 @@ from batchkit.cli.common import (
 )
 from batchkit.cli.options import endpoint_option, limit_options, resolve_limits
 from batchkit.errors import UsageError
+from batchkit.issues import Issue
+from batchkit.tokens import ENCODINGS, FileTokens, count_file_tokens, token_limit_issue
 from batchkit.validate import DEFAULT_MAX_ISSUES, FileReport, validate_file
+
+encoding_option = click.option(
+    "--encoding",
+    type=click.Choice(list(ENCODINGS)),
+    help="Count with this tokenizer (default: the model's; an unknown model's count is an "
+    "estimate with o200k_base).",
+)
+max_enqueued_tokens_option = click.option(
+    "--max-enqueued-tokens",
+    type=click.IntRange(min=1),
+    help="The account's enqueued-token limit for the model: a file with more prompt tokens "
+    "is an error (token_limit_exceeded), at 90% a warning.",
+)
 
 
 @click.command()
@@ -31,6 +49,14 @@ from batchkit.validate import DEFAULT_MAX_ISSUES, FileReport, validate_file
     show_default=True,
     help="List at most N errors (and N warnings) per file; the totals still count them all.",
 )
+@click.option(
+    "--tokens",
+    "count_tokens",
+    is_flag=True,
+    help="Also count each file's prompt tokens and output cap (exact, offline; tiktoken).",
+)
+@encoding_option
+@max_enqueued_tokens_option
 @quiet_option
 @handle_errors
 def validate(
@@ -43,6 +69,9 @@ def validate(
     output_format: str,
     strict: bool,
     max_errors: int,
+    count_tokens: bool,
+    encoding: str | None,
+    max_enqueued_tokens: int | None,
     quiet: bool,
 ) -> None:
     """Check batch files (FILE, or - for stdin) against every rule, with line numbers.
@@ -52,15 +81,58 @@ def validate(
     limits = resolve_limits(profile, max_requests, max_bytes, max_embedding_inputs)
     if paths.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
+    counting = count_tokens or max_enqueued_tokens is not None
+    if counting and "-" in paths:
+        raise UsageError("--tokens reads a file twice: give its path, not - (stdin)")
     reports: list[FileReport] = []
+    counts: list[FileTokens | None] = []
     for path in paths:
         report = validate_file(path, endpoint=endpoint, limits=limits, max_issues=max_errors)
+        tokens = None
+        if counting:
+            tokens = count_file_tokens(
+                path, endpoint=endpoint, encoding=encoding, max_line=limits.max_bytes
+            )
+            if max_enqueued_tokens is not None:
+                report = _judged(report, tokens, max_enqueued_tokens)
         reports.append(report)
+        counts.append(tokens)
         if output_format == "text":
             reporters.print_text(report, quiet=quiet)
+            if tokens is not None and not quiet:
+                click.echo(reporters.tokens_line(report.path, tokens, max_enqueued_tokens))
         elif output_format == "github":
             reporters.print_github(report)
+            if tokens is not None:
+                click.echo(
+                    reporters.tokens_line(report.path, tokens, max_enqueued_tokens), err=True
+                )
     document = reporters.json_document(reports, strict)
+    _add_tokens(document, counts)
     if output_format == "json":
         echo_json(document)
     raise SystemExit(EXIT_OK if document["valid"] else EXIT_INVALID)
+
+
+def _judged(report: FileReport, tokens: FileTokens, limit: int) -> FileReport:
+    """``report`` with the enqueued-token limit's verdict on the file, if it has one."""
+    issue = token_limit_issue(tokens.prompt, limit, model=tokens.model)
+    return report if issue is None else with_issue(report, issue)
+
+
+def with_issue(report: FileReport, issue: Issue) -> FileReport:
+    """A copy of ``report`` that also holds the file-level ``issue`` (and counts it)."""
+    if issue.severity == "error":
+        return dataclasses.replace(
+            report, errors=[*report.errors, issue], errors_total=report.errors_total + 1
+        )
+    return dataclasses.replace(
+        report, warnings=[*report.warnings, issue], warnings_total=report.warnings_total + 1
+    )
+
+
+def _add_tokens(document: dict[str, Any], counts: list[FileTokens | None]) -> None:
+    """Each counted file's entry gets ``tokens`` (the report itself knows nothing of them)."""
+    for entry, tokens in zip(document["files"], counts, strict=True):
+        if tokens is not None:
+            entry["tokens"] = tokens.to_dict()
