@@ -60,6 +60,13 @@ ENDPOINTS: dict[str, Endpoint] = {
             count_inputs=count_embedding_inputs,
         ),
         Endpoint("/v1/completions", "completions.json", "CreateCompletionRequest"),
+        Endpoint("/v1/responses", "responses.json", "CreateResponse"),
+        Endpoint("/v1/moderations", "moderations.json", "CreateModerationRequest"),
+        Endpoint("/v1/images/generations", "images.json", "CreateImageRequest"),
+        # /v1/images/edits and /v1/videos take multipart/form-data or JSON: a batch line is
+        # JSON, so their schemas follow the JSON form (images by URL or file id, no uploads).
+        Endpoint("/v1/images/edits", "image_edits.json", "EditImageBodyJsonParam"),
+        Endpoint("/v1/videos", "videos.json", "CreateVideoJsonBody"),
     )
 }
 

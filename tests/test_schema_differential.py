@@ -1,7 +1,8 @@
 """Our hand-written request-body schemas against the official ones, body by body.
 
-The official component schemas (CreateChatCompletionRequest, CreateEmbeddingRequest,
-CreateCompletionRequest) come from the OpenAPI spec in ``shared/specs/`` beside the repository.
+The official component schemas (one per endpoint of batchkit.endpoints:
+CreateChatCompletionRequest, CreateResponse, EditImageBodyJsonParam...) come from the OpenAPI
+spec in ``shared/specs/`` beside the repository.
 They do not load into a Draft 2020-12 validator as they are (OpenAPI's ``nullable``, boolean
 ``exclusiveMinimum``, duplicate ``required`` entries, ``$recursiveRef``), so they are converted
 first. Then every body of a corpus of hand-written bodies and systematic mutations of them must
@@ -13,7 +14,6 @@ get the same verdict from both schemas, except for the deliberate disagreements 
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 from dataclasses import dataclass
@@ -26,7 +26,9 @@ import yaml
 
 from batchkit import schemas
 from batchkit.endpoints import ENDPOINTS
+from tests import schema_cases
 from tests.helpers import REPO
+from tests.schema_cases import changed
 
 SCHEMA_DIR = REPO / "schemas"
 SPEC_PATH = Path(__file__).resolve().parents[2] / "shared/specs/openai-openapi.yaml"
@@ -168,23 +170,6 @@ class Case:
     @property
     def id(self) -> str:
         return f"{self.endpoint}:{self.name}"
-
-
-_DELETE = object()
-
-
-def changed(base: dict[str, Any], path: str, value: Any = _DELETE) -> dict[str, Any]:
-    """A deep copy of ``base`` with the dotted ``path`` set to ``value`` (or deleted)."""
-    body = copy.deepcopy(base)
-    *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
-    target: Any = body
-    for part in parents:
-        target = target[part]
-    if value is _DELETE:
-        del target[last]
-    else:
-        target[last] = value
-    return body
 
 
 def user(text: str = "Hello") -> dict[str, Any]:
@@ -770,6 +755,11 @@ SWEEP_BASES: dict[str, dict[str, Any]] = {
     "chat_completions": chat(user("Say hi")),
     "embeddings": {"model": "text-embedding-3-small", "input": "The quick brown fox"},
     "completions": {"model": "gpt-3.5-turbo-instruct", "prompt": "Say this is a test"},
+    "responses": schema_cases.RESPONSE,
+    "moderations": schema_cases.MODERATION,
+    "images": schema_cases.IMAGE,
+    "image_edits": schema_cases.IMAGE_EDIT,
+    "videos": schema_cases.VIDEO,
 }
 #: Where, besides each top-level property, a value of the palette is put: the places whose
 #: rules are the endpoint's own (embedding inputs, prompts, messages).
@@ -785,19 +775,26 @@ SWEEP_SLOTS: dict[str, list[tuple[str, Any]]] = {
         ("input/first-of-two", lambda v: [v, 1]),
     ],
     "completions": [("prompt/item", lambda v: [v])],
+    "responses": schema_cases.RESPONSE_SLOTS,
+    "moderations": schema_cases.MODERATION_SLOTS,
+    "images": schema_cases.IMAGE_SLOTS,
+    "image_edits": schema_cases.IMAGE_EDIT_SLOTS,
+    "videos": schema_cases.VIDEO_SLOTS,
 }
 
 
 def spec_properties(endpoint: str) -> list[str]:
-    """The body keys the official component names (its own and its ``allOf`` parts')."""
+    """The body keys the official component names: its own and its ``allOf`` parts', however
+    deep (CreateResponse is an ``allOf`` of parts that are ``allOf`` themselves)."""
     definitions = official_schema(endpoint)["$defs"]
-    root = definitions[OFFICIAL[endpoint]]
-    parts = [root, *root.get("allOf", [])]
     names: set[str] = set()
-    for part in parts:
+    todo = [definitions[OFFICIAL[endpoint]]]
+    while todo:
+        part = todo.pop()
         if "$ref" in part:
             part = definitions[part["$ref"].removeprefix("#/$defs/")]
         names.update(part.get("properties", {}))
+        todo.extend(part.get("allOf", []))
     return sorted(names)
 
 
@@ -820,6 +817,11 @@ def build_corpus() -> list[Case]:
         "chat_completions": _chat_cases,
         "embeddings": _embedding_cases,
         "completions": _completion_cases,
+        "responses": schema_cases.response_cases,
+        "moderations": schema_cases.moderation_cases,
+        "images": schema_cases.image_cases,
+        "image_edits": schema_cases.image_edit_cases,
+        "videos": schema_cases.video_cases,
     }
     return [
         Case(endpoint, name, body)
@@ -863,6 +865,28 @@ DELIBERATE: dict[str, str] = {
     "embeddings:sweep/input/second-item/empty-string": "as embeddings:input/empty-string",
     "embeddings:sweep/input/array-of-empty-string": "as embeddings:input/empty-string",
     "completions:sweep/prompt/empty-array": "as completions:prompt/empty-array",
+    "responses:input/missing": (
+        "the spec requires no key at all; a request with neither input nor a stored prompt has "
+        "nothing to answer, so input is required unless prompt is given"
+    ),
+    "responses:chat/messages-body": (
+        "messages is a /v1/chat/completions field, which the spec lets through as an unknown key; "
+        "batchkit says to use input instead (and input is missing)"
+    ),
+    "responses:chat/messages-and-input": "as responses:chat/messages-body",
+    "responses:chat/response-format": (
+        "response_format is a /v1/chat/completions field; /v1/responses takes text.format"
+    ),
+    "responses:valid/input-text-part": (
+        "a message whose content is a list of parts matches both EasyInputMessage and "
+        "InputMessage in the spec's oneOf, so the official schema rejects it; it is the shape "
+        "OpenAI's own examples send"
+    ),
+    "responses:valid/input-image-part": "as responses:valid/input-text-part",
+    "responses:valid/input-file-part": "as responses:valid/input-text-part",
+    "responses:sweep/input/content/empty-array": (
+        "as responses:valid/input-text-part: an empty list of parts matches both messages"
+    ),
 }
 
 
