@@ -60,6 +60,7 @@ __all__ = [
     "FileObject",
     "RequestCounts",
     "display_url",
+    "expiry_policy",
     "parse_retry_after",
     "redact_secret",
     "redact_userinfo",
@@ -119,8 +120,11 @@ class Client(HttpClient):
             )
         url = base_url or self.profile.base_url
         if not url:
+            example = self.profile.base_url_example
+            shape = f" (such as {example})" if example else ""
             raise UsageError(
-                f"profile {self.profile.name!r} has no default base URL: give one with --base-url"
+                f"profile {self.profile.name!r} has no default base URL: give your own with "
+                f"--base-url{shape} or {BASE_URL_ENV}"
             )
         super().__init__(
             url,
@@ -133,6 +137,8 @@ class Client(HttpClient):
             session=session,
             sleep=sleep,
             key_hint=key_hint or f"set {self.profile.api_key_env} or pass --api-key-file",
+            auth=self.profile.auth,
+            key_required=self.profile.key_required,
         )
 
     @classmethod
@@ -208,8 +214,13 @@ class Client(HttpClient):
         *,
         completion_window: str = "24h",
         metadata: Mapping[str, str] | None = None,
+        output_expires_after: int | None = None,
     ) -> Batch:
         """Create a batch; at most one, whatever the network does.
+
+        ``output_expires_after`` (seconds) is sent as OpenAI's ``{"anchor": "created_at",
+        "seconds": N}``; whether the profile takes it is :func:`batchkit.submit.check_options`'
+        to say, before anything is sent.
 
         A create that may have reached the server (a dropped connection, a read timeout, a
         5xx) is not repeated until a listing shows that no batch uses ``input_file_id``.  A 429
@@ -222,6 +233,8 @@ class Client(HttpClient):
         }
         if metadata:
             document["metadata"] = dict(metadata)
+        if output_expires_after is not None:
+            document["output_expires_after"] = expiry_policy(output_expires_after)
         payload = orjson.dumps(document)
         url = self._url(self.profile.batches_path)
         budget = self._new_budget()
@@ -337,7 +350,7 @@ class Client(HttpClient):
         ``batch`` is a batch as retrieved, or its id (then it is retrieved first).  A file the
         batch does not have (a null or empty file id: every request failed, or none did) is
         not written, and its path in the answer is ``None``.  Where the profile has a results
-        route (``orq-router``), the files come from it; otherwise by their file ids.  Each
+        route (``orq``: the router's), the files come from it; otherwise by their file ids.  Each
         file is written as :meth:`download_file` writes one; ``progress(kind, written,
         total)`` names the file, ``"output"`` or ``"errors"``.
 
@@ -420,6 +433,11 @@ class Client(HttpClient):
 
 
 ResultKind = Literal["output", "errors"]
+
+
+def expiry_policy(seconds: int) -> dict[str, Any]:
+    """OpenAI's ``output_expires_after`` (``BatchFileExpirationAfter``) for ``seconds``."""
+    return {"anchor": "created_at", "seconds": seconds}
 
 
 def _file_safe(name: str) -> str:

@@ -9,7 +9,8 @@ Why it is built the way it is (DESIGN.md "Never lose or leak", CONTRACT.md secti
   total time, honouring ``Retry-After`` and ``retry-after-ms``.  A request whose body is
   streamed gets a new body for every attempt (see :data:`BodyFactory`); a request that must
   not be repeated blindly asks for ``retry="unsent_only"`` and resolves the doubt itself.
-* The API key never leaves this module except in the ``Authorization`` header: not in
+* The API key never leaves this module except in its header (``Authorization: Bearer``, or
+  Azure's ``api-key``): not in
   ``repr``, logs, exception messages, or the request for a presigned ``download_url``; and it
   is not sent over plain ``http://`` to anything but loopback unless the caller insists.
   Credentials written into the base URL (``https://user:password@host``) are secrets too:
@@ -48,6 +49,7 @@ from batchkit.failures import (
     with_suffix,
 )
 from batchkit.json_values import as_str, snippet
+from batchkit.limits import AuthScheme
 from batchkit.redact import (
     REDACTED,
     Secret,
@@ -72,6 +74,7 @@ from batchkit.streams import (
 __all__ = [
     "RETRY_STATUSES",
     "USER_AGENT",
+    "AuthScheme",
     "BodyFactory",
     "Budget",
     "HttpClient",
@@ -99,6 +102,15 @@ _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 8.0
 
 _Self = TypeVar("_Self", bound="HttpClient")
+
+#: The headers that carry the key, lower-cased: never logged as they are.
+_KEY_HEADERS = frozenset({"authorization", "api-key"})
+
+
+def _redacted_header(name: str, value: str) -> str:
+    """A key header's value as the ``-v`` log shows it: its scheme, never the key."""
+    scheme, _, _ = value.partition(" ")
+    return f"{scheme} {REDACTED}" if name.lower() == "authorization" else REDACTED
 
 
 def _is_loopback(host: str) -> bool:
@@ -154,6 +166,8 @@ class HttpClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         key_hint: str = "check the API key",
+        auth: AuthScheme = "bearer",
+        key_required: bool = True,
     ) -> None:
         url = base_url
         self.base_url = url.rstrip("/")
@@ -171,6 +185,8 @@ class HttpClient:
         if max_attempts < 1:
             raise UsageError(f"max_attempts must be at least 1, got {max_attempts}")
         self._api_key = self._check_key(api_key)
+        self._auth: AuthScheme = auth
+        self._key_required = key_required
         #: Everything that must never be shown: the key, and any credentials in the URL.
         in_url = [Secret(value) for value in url_credentials(url)]
         self._secrets = ([self._api_key] if self._api_key else []) + in_url
@@ -234,13 +250,19 @@ class HttpClient:
 
     def require_key(self) -> None:
         """Raise the "no API key" UsageError now, for a caller that would otherwise do local
-        work (a job's build) before its first request finds the key missing."""
-        if self._api_key is None:
+        work (a job's build) before its first request finds the key missing.  A server that
+        needs no key (``key_required`` false: llama-stack run locally) never raises."""
+        if self._api_key is None and self._key_required:
             raise UsageError(f"no API key: {self.key_hint}")
 
     def _auth_headers(self) -> dict[str, str]:
+        """The key's header: Azure wants ``api-key`` (and must never get ``Authorization``,
+        which it reads as an Entra ID token); everyone else ``Authorization: Bearer``."""
         self.require_key()
-        assert self._api_key is not None
+        if self._api_key is None:
+            return {}
+        if self._auth == "api-key":
+            return {"api-key": self._api_key.reveal()}
         return {"Authorization": f"Bearer {self._api_key.reveal()}"}
 
     def _send(
@@ -392,7 +414,7 @@ class HttpClient:
         if not logger.isEnabledFor(logging.DEBUG):
             return
         shown = {
-            key: "Bearer " + REDACTED if key.lower() == "authorization" else value
+            key: _redacted_header(key, value) if key.lower() in _KEY_HEADERS else value
             for key, value in headers.items()
         }
         logger.debug("%s %s attempt %d headers=%s", method, display_url(url), attempt, shown)

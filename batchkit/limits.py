@@ -1,8 +1,8 @@
 """File limits and provider profiles: data, not logic.
 
 A provider is one :class:`Profile` entry in :data:`PROFILES`.  Adding one (or correcting a
-limit when a provider changes it) is an edit here and nowhere else.  The numbers come from
-CONTRACT.md section 1; the API paths from sections 4 and 5.
+limit when a provider changes it) is an edit here and nowhere else.  The facts, and the
+page each one comes from, are in docs/providers.md.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 from batchkit.errors import UsageError
 
@@ -47,12 +48,33 @@ class Limits:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
+#: The endpoints of OpenAI's batch API (``CreateBatchRequest.endpoint`` in the official spec).
+OPENAI_ENDPOINTS = (
+    "/v1/responses",
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/completions",
+    "/v1/moderations",
+    "/v1/images/generations",
+    "/v1/images/edits",
+    "/v1/videos",
+)
+#: The three endpoints every OpenAI-style batch server has served since the start.
+CLASSIC_ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/completions")
+
+#: How the key is sent: ``Authorization: Bearer KEY`` (most), or Azure's ``api-key: KEY``.
+AuthScheme = Literal["bearer", "api-key"]
+
+
 @dataclass(frozen=True)
 class Profile:
-    """A provider: its file limits and where and how its Files and Batches APIs live.
+    """A provider: its file limits, where and how its Files and Batches APIs live, and what it
+    serves (endpoints, completion windows, options).  docs/providers.md says where each fact
+    comes from.
 
     ``base_url`` is ``None`` where every account has its own host (Azure): then the user
-    must give one.  Paths are joined to the base URL as they are.
+    must give one (``base_url_example`` shows its shape).  Paths are joined to the base URL as
+    they are.
     """
 
     name: str
@@ -62,15 +84,33 @@ class Profile:
     batches_path: str
     api_key_env: str
     description: str
+    #: The batch endpoints the provider serves; a file for another is refused before upload.
+    endpoints: tuple[str, ...] = CLASSIC_ENDPOINTS
+    #: The ``completion_window`` values the provider accepts; the first is the default.
+    completion_windows: tuple[str, ...] = ("24h",)
+    #: Whether the create request may carry OpenAI's ``output_expires_after``.
+    output_expires_after: bool = False
+    auth: AuthScheme = "bearer"
+    #: False for a server that needs no key (llama-stack run locally): then none is sent.
+    key_required: bool = True
+    base_url_example: str | None = None
     #: Where a finished batch's result files come from.  ``None``: by the batch's
     #: ``output_file_id`` and ``error_file_id``, from ``{files_path}/{id}/content``.  A path:
     #: from ``{batches_path}/{batch_id}{results_path}``, the output file as it is, the error
     #: file with the query parameter ``{results_errors_param}=errors``.
     results_path: str | None = None
     #: The name of the query parameter whose value ``errors`` selects the error file on
-    #: ``results_path``.  orq's reference documents the values (``output``, ``errors``), but
-    #: we did not find the name: ``type`` is a guess, UNCONFIRMED; correct it here.
+    #: ``results_path``.  orq's reference ("Download batch results") documents the values
+    #: (``output``, the default, and ``errors``) but its stored text does not show the name:
+    #: ``type`` is UNCONFIRMED (docs/providers.md); correct it here.
     results_errors_param: str = "type"
+
+    @property
+    def default_completion_window(self) -> str:
+        return self.completion_windows[0]
+
+    def serves(self, endpoint: str) -> bool:
+        return endpoint in self.endpoints
 
 
 PROFILES: dict[str, Profile] = {
@@ -81,19 +121,27 @@ PROFILES: dict[str, Profile] = {
             limits=Limits(),
             base_url="https://api.orq.ai",
             files_path="/v2/files",
-            batches_path="/v2/proxy/batch",
+            batches_path="/v3/router/batches",
             api_key_env="ORQ_API_KEY",
-            description="orq.ai (the default)",
+            description="orq.ai's router API, /v3/router/batches (the default)",
+            endpoints=(
+                "/v1/responses",
+                "/v1/chat/completions",
+                "/v1/embeddings",
+                "/v1/completions",
+                "/v1/moderations",
+            ),
+            output_expires_after=True,
+            results_path="/results",
         ),
         Profile(
-            name="orq-router",
+            name="orq-v2",
             limits=Limits(),
             base_url="https://api.orq.ai",
             files_path="/v2/files",
-            batches_path="/v3/router/batches",
+            batches_path="/v2/proxy/batch",
             api_key_env="ORQ_API_KEY",
-            description="orq.ai's newer router batch API",
-            results_path="/results",
+            description="orq.ai's reference-page API, /v2/proxy/batch",
         ),
         Profile(
             name="openai",
@@ -103,6 +151,8 @@ PROFILES: dict[str, Profile] = {
             batches_path="/batches",
             api_key_env="OPENAI_API_KEY",
             description="OpenAI, or any OpenAI-compatible service by its --base-url",
+            endpoints=OPENAI_ENDPOINTS,
+            output_expires_after=True,
         ),
         Profile(
             name="azure",
@@ -111,25 +161,20 @@ PROFILES: dict[str, Profile] = {
             files_path="/files",
             batches_path="/batches",
             api_key_env="AZURE_OPENAI_API_KEY",
-            description="Azure OpenAI (give your resource's --base-url, ending in /openai/v1)",
+            description="Azure OpenAI: key in the api-key header, your resource's --base-url",
+            endpoints=OPENAI_ENDPOINTS,
+            auth="api-key",
+            base_url_example="https://RESOURCE.openai.azure.com/openai/v1",
         ),
         Profile(
-            name="together",
-            limits=Limits(max_bytes=100 * MIB),
-            base_url="https://api.together.xyz/v1",
-            files_path="/files",
-            batches_path="/batches",
-            api_key_env="TOGETHER_API_KEY",
-            description="Together AI",
-        ),
-        Profile(
-            name="groq",
+            name="llama-stack",
             limits=Limits(),
-            base_url="https://api.groq.com/openai/v1",
+            base_url="http://localhost:8321/v1",
             files_path="/files",
             batches_path="/batches",
-            api_key_env="GROQ_API_KEY",
-            description="Groq",
+            api_key_env="LLAMA_STACK_API_KEY",
+            description="a llama-stack server you run (no key needed)",
+            key_required=False,
         ),
     )
 }
@@ -137,13 +182,23 @@ PROFILES: dict[str, Profile] = {
 DEFAULT_PROFILE = "orq"
 PROFILE_ENV = "BATCHKIT_PROFILE"
 
+#: Names that were profiles once, and what to use now.
+RETIRED_PROFILES = {
+    "orq-router": "its API is now the default profile 'orq' (/v3/router/batches)",
+    "together": "Together's batch lines are {custom_id, body}, not OpenAI's; it is not "
+    "supported (see docs/providers.md)",
+    "groq": "its limits could not be confirmed from Groq's documentation; use "
+    "--profile openai --base-url https://api.groq.com/openai/v1 (see docs/providers.md)",
+}
+
 
 def get_profile(name: str | None = None) -> Profile:
     """The profile called ``name``; a UsageError lists the known ones.
 
     ``None`` means "not given": then ``BATCHKIT_PROFILE`` (an empty one counts as unset), then
     the default (``orq``).  This is the one place the profile setting is resolved, so an unknown
-    name is reported with the value actually used and where it came from.
+    name is reported with the value actually used and where it came from, and a retired name
+    with what replaced it.
     """
     if name is not None and not name.strip():
         raise UsageError("the profile name is empty: give one of " + _known_profiles())
@@ -152,11 +207,14 @@ def get_profile(name: str | None = None) -> Profile:
         name = os.environ.get(PROFILE_ENV, "").strip() or None
         source = f" (from {PROFILE_ENV})" if name else ""
     chosen = name or DEFAULT_PROFILE
+    key = chosen.strip().lower()
     try:
-        return PROFILES[chosen.strip().lower()]
+        return PROFILES[key]
     except KeyError:
+        retired = RETIRED_PROFILES.get(key)
+        why = f" ({retired})" if retired else ""
         raise UsageError(
-            f"unknown profile {chosen!r}{source}: choose one of {_known_profiles()}"
+            f"unknown profile {chosen!r}{source}{why}: choose one of {_known_profiles()}"
         ) from None
 
 

@@ -20,18 +20,23 @@ from pathlib import Path
 from typing import Any
 
 from batchkit.batches import Batch, FileObject
-from batchkit.client import Client
+from batchkit.client import Client, expiry_policy
 from batchkit.errors import InvalidInputError, UsageError, WaitTimeout
-from batchkit.limits import Limits, get_profile
-from batchkit.validate import FileReport, validate_file
+from batchkit.issues import FileReport, Issue
+from batchkit.limits import PROFILES, Limits, Profile, get_profile
+from batchkit.validate import validate_file
 
 __all__ = [
     "HASH_KEY",
     "MAX_METADATA_KEY",
     "MAX_METADATA_PAIRS",
     "MAX_METADATA_VALUE",
+    "MAX_OUTPUT_EXPIRY",
+    "MIN_OUTPUT_EXPIRY",
     "SubmitResult",
+    "Unsupported",
     "check_metadata",
+    "check_profile_serves",
     "check_user_metadata",
     "file_sha256",
     "find_existing_batch",
@@ -54,6 +59,77 @@ NOT_REUSABLE = frozenset({"failed", "expired", "cancelled", "cancelling"})
 REUSE_PAGES = 5
 
 _HASH_CHUNK = 1024 * 1024
+#: ``output_expires_after.seconds``: 1 hour to 30 days (``BatchFileExpirationAfter`` in the
+#: official spec).
+MIN_OUTPUT_EXPIRY = 3600
+MAX_OUTPUT_EXPIRY = 30 * 24 * 3600
+
+
+class Unsupported(InvalidInputError):
+    """The chosen profile does not serve this endpoint, completion window or option.
+
+    Refused before anything is sent (exit 1, like any other invalid input); ``code`` says which
+    (``unsupported_endpoint``, ``unsupported_completion_window``, ``unsupported_option``) and
+    the message lists what the profile does serve.
+    """
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+def _endpoint_refusal(profile: Profile, endpoint: str) -> str:
+    return (
+        f"the {profile.name} profile does not serve {endpoint}: it serves "
+        f"{', '.join(profile.endpoints)} (choose another --profile, or another endpoint)"
+    )
+
+
+def check_profile_serves(
+    profile: Profile,
+    *,
+    endpoint: str | None = None,
+    completion_window: str | None = None,
+    output_expires_after: int | None = None,
+) -> None:
+    """Raise :class:`Unsupported` unless ``profile`` serves what is asked of it.
+
+    Checked before the file is read or anything sent: a provider would refuse it only after a
+    200 MB upload.  ``output_expires_after`` outside 1 hour..30 days is a UsageError.
+    """
+    if endpoint is not None and not profile.serves(endpoint):
+        raise Unsupported(_endpoint_refusal(profile, endpoint), "unsupported_endpoint")
+    if completion_window is not None and completion_window not in profile.completion_windows:
+        raise Unsupported(
+            f"the {profile.name} profile does not accept --completion-window "
+            f"{completion_window!r}: it accepts {', '.join(profile.completion_windows)}",
+            "unsupported_completion_window",
+        )
+    if output_expires_after is None:
+        return
+    if not profile.output_expires_after:
+        supported = sorted(name for name, known in PROFILES.items() if known.output_expires_after)
+        raise Unsupported(
+            f"the {profile.name} profile does not take --output-expires-after (the provider "
+            f"does not document output_expires_after); profiles that do: {', '.join(supported)}",
+            "unsupported_option",
+        )
+    if not MIN_OUTPUT_EXPIRY <= output_expires_after <= MAX_OUTPUT_EXPIRY:
+        raise UsageError(
+            f"output_expires_after must be 1 hour to 30 days ({MIN_OUTPUT_EXPIRY} to "
+            f"{MAX_OUTPUT_EXPIRY} seconds), got {output_expires_after} seconds"
+        )
+
+
+def _refuse_unserved_endpoint(report: FileReport, profile: Profile) -> None:
+    """Add ``unsupported_endpoint`` to a valid file's report when the profile does not serve
+    the endpoint its lines name, so that it is shown as every other reason a file is refused."""
+    endpoint = report.endpoint
+    if endpoint is None or profile.serves(endpoint):
+        return
+    issue = Issue(None, "unsupported_endpoint", "url", _endpoint_refusal(profile, endpoint))
+    report.errors.insert(0, issue)
+    report.errors_total += 1
 
 
 @dataclass
@@ -164,7 +240,8 @@ def submit(
     metadata: Mapping[str, str] | None = None,
     force: bool = False,
     dry_run: bool = False,
-    completion_window: str = "24h",
+    completion_window: str | None = None,
+    output_expires_after: int | None = None,
     limits: Limits | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_validated: Callable[[FileReport], None] | None = None,
@@ -180,14 +257,28 @@ def submit(
     ``metadata`` may have up to 16 pairs (:func:`check_user_metadata`).  The file's sha256 is
     added as ``batchkit_sha256`` when there is room (up to 15 of the caller's); with 16 it is
     left out and the result's ``rerun_detection`` is false.
+
+    The profile (the client's, else the one the environment names) must serve the file's
+    endpoint, ``completion_window`` (default: the profile's first, ``24h``) and
+    ``output_expires_after`` (seconds): otherwise :class:`Unsupported` (or, for an endpoint
+    named only by the file's lines, an ``unsupported_endpoint`` error in the report), before
+    anything is sent.
     """
     user_metadata = dict(metadata or {})
     check_user_metadata(user_metadata)
     rerun_detection = has_room_for_sha256(user_metadata)
+    profile = client.profile if client is not None else get_profile()
+    window = completion_window or profile.default_completion_window
+    check_profile_serves(
+        profile,
+        endpoint=endpoint,
+        completion_window=window,
+        output_expires_after=output_expires_after,
+    )
 
-    if limits is None:
-        limits = client.profile.limits if client is not None else get_profile().limits
-    report = validate_file(path, endpoint=endpoint, limits=limits)
+    report = validate_file(path, endpoint=endpoint, limits=limits or profile.limits)
+    if report.valid:
+        _refuse_unserved_endpoint(report, profile)
     if not report.valid:
         message = f"{path}: {report.errors_total} error(s); nothing was sent"
         if report.errors:
@@ -207,9 +298,11 @@ def submit(
     request: dict[str, Any] = {
         "input_file_id": None,
         "endpoint": target,
-        "completion_window": completion_window,
+        "completion_window": window,
         "metadata": {**user_metadata, HASH_KEY: sha256} if rerun_detection else user_metadata,
     }
+    if output_expires_after is not None:
+        request["output_expires_after"] = expiry_policy(output_expires_after)
     if dry_run:
         return SubmitResult(report, None, None, False, sha256, True, request, rerun_detection)
 
@@ -226,8 +319,9 @@ def submit(
         batch = active.create_batch(
             uploaded.id,
             target,
-            completion_window=completion_window,
+            completion_window=window,
             metadata=request["metadata"],
+            output_expires_after=output_expires_after,
         )
         return SubmitResult(report, batch, uploaded, False, sha256, False, request, rerun_detection)
     finally:

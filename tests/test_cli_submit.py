@@ -37,13 +37,15 @@ def orq() -> Iterator[FakeOrq]:
         yield server
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str | None]:
-    """The environment for CliRunner: the key set, every other setting unset."""
+@pytest.fixture(params=[None, "orq-v2"], ids=["orq", "orq-v2"])
+def env(tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, str | None]:
+    """The environment for CliRunner: the key set, every other setting unset but the profile:
+    none (the router API, the default) or ``orq-v2``, so that every test that takes it runs
+    against both of orq's APIs."""
     return {
         "ORQ_API_KEY": SECRET,
         "OPENAI_API_KEY": None,
-        "BATCHKIT_PROFILE": None,
+        "BATCHKIT_PROFILE": request.param,
         "BATCHKIT_BASE_URL": None,
         "GITHUB_OUTPUT": None,
         "NO_COLOR": "1",
@@ -748,7 +750,10 @@ def _closed_port() -> int:
 
 def test_a_short_key_does_not_mangle_messages(orq: FakeOrq) -> None:
     orq.state.api_key = "the-right-key"
-    wrong = run_batchkit("status", "batch_x", "--base-url", orq.url, env=clean_env(ORQ_API_KEY="x"))
+    v2 = ["--profile", "orq-v2"]  # its path, /v2/proxy/batch, holds the short keys below
+    wrong = run_batchkit(
+        "status", "batch_x", *v2, "--base-url", orq.url, env=clean_env(ORQ_API_KEY="x")
+    )
     assert wrong.returncode == 3, explain(wrong)
     assert "GET /v2/proxy/batch/batch_x: HTTP 401" in wrong.stderr  # not batch_[redacted]
     assert "Invalid API key provided: [redacted]" in wrong.stderr  # the echoed key itself
@@ -756,7 +761,7 @@ def test_a_short_key_does_not_mangle_messages(orq: FakeOrq) -> None:
     # The -v log filter too: a key that happens to be part of a path leaves the path alone.
     orq.state.api_key = "prox"
     logged = run_batchkit(
-        "status", "batch_x", "--base-url", orq.url, "-v", env=clean_env(ORQ_API_KEY="prox")
+        "status", "batch_x", *v2, "--base-url", orq.url, "-v", env=clean_env(ORQ_API_KEY="prox")
     )
     assert logged.returncode == 3, explain(logged)
     assert "/v2/proxy/batch/batch_x attempt 1" in logged.stderr

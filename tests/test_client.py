@@ -63,12 +63,21 @@ def sleeper() -> FakeSleep:
     return FakeSleep()
 
 
-@pytest.fixture
-def client(fake: FakeOrq, sleeper: FakeSleep) -> Client:
-    return make_client(fake, sleeper)
+#: orq's two APIs, the router (the default) and the reference page's: the fake serves both, and
+#: every test that takes the ``client`` fixture runs against each.
+ORQ_PROFILES = ("orq", "orq-v2")
+
+
+@pytest.fixture(params=ORQ_PROFILES)
+def client(fake: FakeOrq, sleeper: FakeSleep, request: pytest.FixtureRequest) -> Client:
+    return make_client(fake, sleeper, profile=request.param)
 
 
 def make_client(fake: FakeOrq, sleeper: Any = None, **overrides: Any) -> Client:
+    """A client of the fake.  Its profile is ``orq-v2`` unless ``profile`` is given: the tests
+    that use this helper directly are about the file-id route (``/v2/files/{id}/content`` and
+    its presigned download), which the router profile does not take for results; the
+    ``client`` fixture runs the contract tests on both orq profiles."""
     settings: dict[str, Any] = {
         "base_url": fake.url,
         "api_key": SECRET,
@@ -77,7 +86,7 @@ def make_client(fake: FakeOrq, sleeper: Any = None, **overrides: Any) -> Client:
         "sleep": sleeper or FakeSleep(),
     }
     settings.update(overrides)
-    profile = settings.pop("profile", "orq")
+    profile = settings.pop("profile", "orq-v2")
     return Client(profile, **settings)
 
 
@@ -656,19 +665,55 @@ def test_a_refused_cancel_of_a_running_batch_raises_the_refusal(
     assert caught.value.status == 409
 
 
-def test_router_profile_uses_its_paths(fake: FakeOrq, batch_file: Path) -> None:
-    client = make_client(fake, profile="orq-router")
+@pytest.mark.parametrize(
+    ("profile", "batches"), [("orq", "/v3/router/batches"), ("orq-v2", "/v2/proxy/batch")]
+)
+def test_each_orq_profile_uses_its_paths(
+    fake: FakeOrq, batch_file: Path, profile: str, batches: str
+) -> None:
+    client = make_client(fake, profile=profile)
     file = client.upload_file(batch_file)
     batch = client.create_batch(file.id, CHAT)
     client.retrieve_batch(batch.id)
+    client.list_batches()
     client.cancel_batch(batch.id)
     paths = [r.path for r in fake.requests]
     assert paths == [
         "/v2/files",
-        "/v3/router/batches",
-        f"/v3/router/batches/{batch.id}",
-        f"/v3/router/batches/{batch.id}/cancel",
+        batches,
+        f"{batches}/{batch.id}",
+        batches,
+        f"{batches}/{batch.id}/cancel",
     ]
+
+
+def test_orq_router_is_retired_with_a_message_that_names_its_replacement() -> None:
+    with pytest.raises(UsageError) as caught:
+        Client("orq-router", api_key=SECRET)
+    assert "unknown profile 'orq-router'" in str(caught.value)
+    assert "'orq'" in str(caught.value) and "/v3/router/batches" in str(caught.value)
+
+
+def test_results_come_by_each_profile_s_route(
+    fake: FakeOrq, client: Client, batch_file: Path, tmp_path: Path
+) -> None:
+    """The router reads both files from its results route, the reference-page API by the
+    batch's file ids; the bytes are the server's either way."""
+    batch = client.create_batch(client.upload_file(batch_file).id, CHAT)
+    fake.state.end_batch(batch.id, "completed", {"req-1": 500})
+    fake.requests.clear()
+
+    saved = client.download_results(batch.id, tmp_path / "results")
+
+    stored = fake.state.batches[batch.id]
+    assert saved.output is not None and saved.errors is not None
+    assert saved.output.read_bytes() == fake.state.files[stored["output_file_id"]].content
+    assert saved.errors.read_bytes() == fake.state.files[stored["error_file_id"]].content
+    routes = [r.route for r in fake.requests]
+    if client.profile.results_path is not None:
+        assert routes == ["retrieve", "results", "results"]
+    else:
+        assert routes == ["retrieve", "content", "download", "content", "download"]
 
 
 def test_every_call_has_a_connect_and_read_timeout(fake: FakeOrq, batch_file: Path) -> None:

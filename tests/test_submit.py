@@ -47,9 +47,13 @@ def fake(fake_orq: FakeOrq) -> FakeOrq:
     return fake_orq
 
 
-@pytest.fixture
-def client(fake: FakeOrq) -> Client:
-    return Client("orq", base_url=fake.url, api_key=SECRET, read_timeout=5, sleep=lambda _: None)
+@pytest.fixture(params=["orq", "orq-v2"])
+def client(fake: FakeOrq, request: pytest.FixtureRequest) -> Client:
+    """A client of the fake for each of orq's APIs (the router, the reference page's): every
+    test that takes it is a contract test of both."""
+    return Client(
+        request.param, base_url=fake.url, api_key=SECRET, read_timeout=5, sleep=lambda _: None
+    )
 
 
 def write_file(path: Path, lines: int = 3, model: str = "openai/gpt-4o-mini") -> Path:

@@ -72,11 +72,7 @@ def api_options(func: F) -> F:
     """
     timeout = click.FloatRange(min=0, min_open=True)
     decorators = [
-        click.option(
-            "--profile",
-            help="Provider profile: orq (the default), orq-router, openai, azure, together, "
-            "groq. Default: $BATCHKIT_PROFILE, else orq.",
-        ),
+        click.option("--profile", help=_PROFILE_HELP),
         click.option(
             "--base-url",
             help="The API's base URL (default: $BATCHKIT_BASE_URL, else the profile's).",
@@ -125,6 +121,17 @@ def api_options(func: F) -> F:
     for decorator in reversed(decorators):
         wrapped = decorator(wrapped)
     return wrapped  # type: ignore[no-any-return]
+
+
+def _profile_help() -> str:
+    """``--profile``'s help: one line per profile, from the profiles themselves."""
+    from batchkit.limits import PROFILES
+
+    lines = [f"{name}: {profile.description}." for name, profile in PROFILES.items()]
+    return "\b\nProvider profile (default: $BATCHKIT_PROFILE, else orq):\n" + "\n".join(lines)
+
+
+_PROFILE_HELP = _profile_help()
 
 
 # --- logging with the key redacted ---------------------------------------------------------

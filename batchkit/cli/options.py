@@ -58,7 +58,7 @@ def limit_options(func: F) -> F:
     """``--profile`` and the per-limit overrides (commands that talk to no API)."""
     profile = click.option(
         "--profile",
-        help="Provider profile whose limits apply (orq, openai, azure, ...; "
+        help="Provider profile whose limits apply (orq, orq-v2, openai, azure, llama-stack; "
         "default $BATCHKIT_PROFILE or orq).",
     )
     return profile(limit_override_options(func))

@@ -37,6 +37,7 @@ from batchkit.cli.options import (
     results_options,
 )
 from batchkit.cli.waiting import (
+    Duration,
     finish_waited,
     interval_option,
     timed_out,
@@ -131,6 +132,19 @@ def write_github_output(values: dict[str, str]) -> None:
     help="Attach metadata to the batch (repeatable; at most 16 pairs; batchkit adds "
     "batchkit_sha256 for re-run detection when you give at most 15).",
 )
+@click.option(
+    "--completion-window",
+    metavar="WINDOW",
+    help="The batch's completion window (default: the profile's, 24h); a window the profile "
+    "does not accept is refused before upload (exit 1).",
+)
+@click.option(
+    "--output-expires-after",
+    type=Duration(),
+    metavar="DURATION",
+    help="Delete the output and error files this long after they are made (1h to 30d, e.g. "
+    "36h or 7d): OpenAI's output_expires_after, where the profile takes it (openai, orq).",
+)
 @click.option("--force", is_flag=True, help="Submit even if a batch with this file exists.")
 @click.option("--dry-run", is_flag=True, help="Validate and show what would be sent; send nothing.")
 @click.option("--wait", "wait_done", is_flag=True, help="Then wait until the batch ends.")
@@ -155,6 +169,8 @@ def submit(
     path: str,
     endpoint: str | None,
     metadata_pairs: dict[str, str],
+    completion_window: str | None,
+    output_expires_after: float | None,
     force: bool,
     dry_run: bool,
     wait_done: bool,
@@ -175,9 +191,10 @@ def submit(
 
     Re-running with the same file reports the batch already made from it (same sha256)
     instead of creating another, unless --force.  Exit 0 on success, 1 if the file is
-    invalid (nothing is sent), 2 on a usage error, 3 if the API or network fails, 4 if
-    --wait sees the batch fail, expire or be cancelled (or, with -o, any request not
-    succeed), 5 if --timeout ends the wait.
+    invalid or the profile does not serve its endpoint, --completion-window or
+    --output-expires-after (nothing is sent), 2 on a usage error, 3 if the API or network
+    fails, 4 if --wait sees the batch fail, expire or be cancelled (or, with -o, any request
+    not succeed), 5 if --timeout ends the wait.
     """
     from batchkit.collect import check_collect_options
     from batchkit.submit import HASH_KEY, has_room_for_sha256
@@ -209,6 +226,10 @@ def submit(
                     metadata=metadata or None,
                     force=force,
                     dry_run=dry_run,
+                    completion_window=completion_window,
+                    output_expires_after=(
+                        None if output_expires_after is None else round(output_expires_after)
+                    ),
                     limits=limits,
                     progress=upload,
                     on_validated=None if quiet or output_format != "text" else _print_validated,
