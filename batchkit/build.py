@@ -54,6 +54,7 @@ from batchkit.limits import Limits, get_profile
 from batchkit.linechecks import escape_line_separators
 from batchkit.outputs import STALE_TEMP_SECONDS, OutputSet, TempWriter
 from batchkit.seen_ids import SeenIds as _SeenIds
+from batchkit.tokens import TOKEN_LIMIT_EXCEEDED, PromptCounter
 from batchkit.validate import REQUIRED_KEYS, Validator
 
 __all__ = [
@@ -110,6 +111,8 @@ def build_batch(
     overwrite: bool = False,
     progress: ProgressFunction | None = None,
     profile: str | None = None,
+    max_tokens_per_file: int | None = None,
+    encoding: str | None = None,
 ) -> BuildResult:
     """Write ``requests`` as batch files for ``endpoint``, split at the limits, atomically.
 
@@ -138,6 +141,10 @@ def build_batch(
       writes nothing; ``"skip"`` writes bad requests with their errors to
       ``name.rejects.jsonl`` and goes on.
     - ``progress(handled)`` is called every 1,000 items and at the end.
+    - ``max_tokens_per_file`` splits by prompt tokens too (counted with the model's encoding,
+      or ``encoding``), filled like the other limits to under 90%: every file stays under an
+      account's enqueued-token limit.  A request over the limit itself is rejected
+      (``token_limit_exceeded``).
     - An :class:`InvalidItem` (from a reader that knows an item is bad) is rejected as an
       invalid request is.
     """
@@ -152,6 +159,7 @@ def build_batch(
         model=model,
         custom_id=custom_id or default_custom_id,
         on_invalid=on_invalid,
+        tokens=None if max_tokens_per_file is None else _Tokens(max_tokens_per_file, encoding),
     )
     handled = 0
     try:
@@ -177,22 +185,34 @@ def _open_temp(path: Path) -> BinaryIO:
     return open(path, "xb", buffering=_WRITE_BUFFER)
 
 
+class _Tokens:
+    """The split by prompt tokens: the limit and the counter of each request's tokens."""
+
+    def __init__(self, limit: int, encoding: str | None) -> None:
+        self.limit = limit
+        self.count = PromptCounter(encoding)
+
+
 class _Part:
     """One output file: its writer, its validator and what it holds so far."""
 
-    def __init__(self, files: OutputSet, endpoint: str, limits: Limits) -> None:
+    def __init__(
+        self, files: OutputSet, endpoint: str, limits: Limits, max_tokens: int | None = None
+    ) -> None:
         self.writer = TempWriter(files)
         # A validator per file: its own set of ids never outgrows one file.
         self.validator = Validator(endpoint, limits)
         self.requests = 0
         self.bytes = 0
         self.embedding_inputs = 0
+        self.tokens = 0
         ratio = limits.near_limit_ratio
         self._most_requests = fill(limits.max_requests, ratio)
         self._most_bytes = fill(limits.max_bytes, ratio)
         self._most_inputs = fill(limits.max_embedding_inputs, ratio)
+        self._most_tokens = None if max_tokens is None else fill(max_tokens, ratio)
 
-    def fits(self, nbytes: int, inputs: int) -> bool:
+    def fits(self, nbytes: int, inputs: int, tokens: int = 0) -> bool:
         """Whether one more request keeps the file within the :func:`fill` of every limit.
 
         An empty file takes any request (the builder has checked it is within the limits
@@ -202,13 +222,15 @@ class _Part:
             self.requests < self._most_requests
             and self.bytes + nbytes <= self._most_bytes
             and self.embedding_inputs + inputs <= self._most_inputs
+            and (self._most_tokens is None or self.tokens + tokens <= self._most_tokens)
         )
 
-    def write(self, line: bytes, inputs: int) -> None:
+    def write(self, line: bytes, inputs: int, tokens: int = 0) -> None:
         self.writer.write(line)
         self.requests += 1
         self.bytes += len(line)
         self.embedding_inputs += inputs
+        self.tokens += tokens
 
 
 class _Builder:
@@ -223,6 +245,7 @@ class _Builder:
         model: str | None,
         custom_id: CustomIdFunction,
         on_invalid: OnInvalid,
+        tokens: _Tokens | None = None,
     ) -> None:
         self.files = files
         self.endpoint = endpoint
@@ -232,7 +255,8 @@ class _Builder:
         self.custom_id = custom_id
         self.on_invalid = on_invalid
         self.seen = _SeenIds()
-        self.part = _Part(files, endpoint.url, limits)
+        self.tokens = tokens
+        self.part = self._new_part()
         #: The finished files, under their temporary names (their validators are let go).
         self.done: list[OutputFile] = []
         self.rejects = TempWriter(files)
@@ -251,7 +275,7 @@ class _Builder:
             return
         problems = self._check_build_rules(record)
         line = b""
-        inputs = 0
+        inputs = tokens = 0
         if not problems:
             try:
                 line = escape_line_separators(
@@ -263,9 +287,11 @@ class _Builder:
         if not problems:
             body = record.get("body")
             inputs = self.endpoint.count_inputs(body) if isinstance(body, dict) else 0
-            problems = self._check_size(len(line), inputs)
+            if self.tokens is not None and isinstance(body, dict):
+                tokens = self.tokens.count(self.endpoint.url, body)
+            problems = self._check_size(len(line), inputs, tokens)
         if not problems:
-            if not self.part.fits(len(line), inputs):
+            if not self.part.fits(len(line), inputs, tokens):
                 self._next_part()  # so that the file a request goes into is the one checking it
             issues = self.part.validator.check_record(record, len(line), raw=line)
             if issues:
@@ -276,7 +302,7 @@ class _Builder:
         if problems:
             self._reject(index, record.get("custom_id"), record, problems)
             return
-        self.part.write(line, inputs)
+        self.part.write(line, inputs, tokens)
 
     def finish(self) -> BuildResult:
         self._next_part()
@@ -374,7 +400,7 @@ class _Builder:
             )
         return problems
 
-    def _check_size(self, nbytes: int, inputs: int) -> list[Issue]:
+    def _check_size(self, nbytes: int, inputs: int, tokens: int) -> list[Issue]:
         """A request that would not fit even in an empty file (it is never split inside)."""
         limits = self.limits
         if nbytes > limits.max_bytes:
@@ -389,6 +415,12 @@ class _Builder:
                 f"({limits.max_embedding_inputs:,}); split it into smaller requests"
             )
             return [Issue(None, "too_many_embedding_inputs", "body.input", message)]
+        if self.tokens is not None and tokens > self.tokens.limit:
+            message = (
+                f"the request has {tokens:,} prompt tokens, more than a whole file may hold "
+                f"({self.tokens.limit:,}); shorten it"
+            )
+            return [Issue(None, TOKEN_LIMIT_EXCEEDED, None, message)]
         return []
 
     def _next_part(self) -> None:
@@ -398,7 +430,11 @@ class _Builder:
             self.done.append(
                 OutputFile(part.writer.path, part.requests, part.bytes, part.embedding_inputs)
             )
-        self.part = _Part(self.files, self.endpoint.url, self.limits)
+        self.part = self._new_part()
+
+    def _new_part(self) -> _Part:
+        max_tokens = None if self.tokens is None else self.tokens.limit
+        return _Part(self.files, self.endpoint.url, self.limits, max_tokens)
 
     def _warn(self, index: int, custom_id: Any, issue: Issue) -> None:
         self.warnings_total += 1

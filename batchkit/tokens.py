@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_ENCODING",
     "ENCODINGS",
     "FileTokens",
+    "PromptCounter",
     "RequestTokens",
     "TokenCounter",
     "check_token_limit",
@@ -403,6 +404,25 @@ def count_request_tokens(
     return counter_for(body.get("model"), encoding).request(endpoint, body)
 
 
+class PromptCounter:
+    """Prompt tokens request after request, with the first request's model's encoding (a
+    batch has one model) or the ``encoding`` chosen: what a split by tokens needs."""
+
+    def __init__(self, encoding: str | None = None) -> None:
+        if encoding is not None:
+            get_encoding(encoding)  # an unknown name is a UsageError before anything is read
+        self._encoding = encoding
+        self.counter: TokenCounter | None = None
+
+    def __call__(self, endpoint: str, body: dict[str, Any]) -> int:
+        return self.request(endpoint, body).prompt
+
+    def request(self, endpoint: str, body: dict[str, Any]) -> RequestTokens:
+        if self.counter is None:
+            self.counter = counter_for(body.get("model"), self._encoding)
+        return self.counter.request(endpoint, body)
+
+
 # -- files ------------------------------------------------------------------------------------
 
 
@@ -445,24 +465,22 @@ def count_file_tokens(
     skipped: the validator reports them.  The first request's model chooses the encoding
     (a batch has one model), unless ``encoding`` names one.
     """
-    if encoding is not None:
-        get_encoding(encoding)  # an unknown name is a UsageError before the file is read
-    counter: TokenCounter | None = None
+    counting = PromptCounter(encoding)
     model: str | None = None
     prompt = requests = 0
     max_output: int | None = 0
     exact = True
     with open_binary(path) as stream:
         for url, body in _requests(read_lines(stream, max_line), endpoint):
-            if counter is None:
+            if not requests:
                 model = body.get("model") if isinstance(body.get("model"), str) else None
-                counter = counter_for(model, encoding)
-            tokens = counter.request(url, body)
+            tokens = counting.request(url, body)
             requests += 1
             prompt += tokens.prompt
             exact = exact and tokens.exact
             if max_output is not None:
                 max_output = None if tokens.max_output is None else max_output + tokens.max_output
+    counter = counting.counter
     if counter is None:
         name = encoding or encoding_for_model(None)[0]
         return FileTokens(0, 0, name, encoding is not None, 0, None)

@@ -565,3 +565,119 @@ def test_validate_bad_token_options(tmp_path: Path, args: list[str], message: st
     assert completed.returncode == 2, explain(completed)
     assert message in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+# -- batchkit build --max-tokens-per-file ----------------------------------------------------
+
+
+def _bodies(path: Path, count: int) -> Path:
+    rng = random.Random(5)
+    bodies = [
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": " ".join(rng.choices(_WORDS + _CJK, k=rng.randint(1, 60))),
+                }
+            ]
+        }
+        for _ in range(count)
+    ]
+    path.write_bytes(b"".join(orjson.dumps(body) + b"\n" for body in bodies))
+    return path
+
+
+_BUILD = ("--endpoint", "/v1/chat/completions", "--model", "openai/gpt-4o-mini", "--format", "json")
+
+
+@pytest.mark.parametrize("option", ["--max-tokens-per-file", "--max-enqueued-tokens"])
+def test_build_splits_by_prompt_tokens(tmp_path: Path, option: str) -> None:
+    source = _bodies(tmp_path / "bodies.jsonl", 300)
+    whole = run_batchkit(
+        "build", str(source), *_BUILD, "-o", str(tmp_path / "whole.jsonl"), env=clean_env()
+    )
+    assert whole.returncode == 0, explain(whole)
+    total = count_file_tokens(tmp_path / "whole.jsonl").prompt
+    limit = total // 5
+    out = tmp_path / "split" / "q.jsonl"
+    split = run_batchkit(
+        "build", str(source), *_BUILD, "-o", str(out), option, str(limit), env=clean_env()
+    )
+    assert split.returncode == 0, explain(split)
+    files = sorted(out.parent.glob("q-*.jsonl"))
+    assert len(files) >= 6  # each file under 90% of a fifth
+    counts = [count_file_tokens(path) for path in files]
+    assert all(0 < counted.prompt < limit * 0.9 for counted in counts)
+    assert sum(counted.prompt for counted in counts) == total
+    assert sum(counted.requests for counted in counts) == 300
+    strict = run_batchkit(
+        "validate",
+        "--strict",
+        "--max-enqueued-tokens",
+        str(limit),
+        *map(str, files),
+        env=clean_env(),
+    )
+    assert strict.returncode == 0, explain(strict)
+
+
+def test_build_batch_max_tokens_per_file(tmp_path: Path) -> None:
+    from batchkit.build import build_batch
+
+    bodies = [
+        {"messages": [{"role": "user", "content": f"question {index} " * 20}]}
+        for index in range(50)
+    ]
+    result = build_batch(
+        bodies,
+        endpoint="/v1/chat/completions",
+        model="gpt-4o",
+        output=tmp_path / "q.jsonl",
+        max_tokens_per_file=1000,
+    )
+    counts = [count_file_tokens(output.path).prompt for output in result.outputs]
+    assert len(counts) > 1 and max(counts) < 900
+    assert sum(counts) == sum(
+        count_request_tokens("/v1/chat/completions", {"model": "gpt-4o", **body}).prompt
+        for body in bodies
+    )
+
+
+def test_build_refuses_a_request_over_the_token_limit(tmp_path: Path) -> None:
+    source = tmp_path / "bodies.jsonl"
+    source.write_bytes(
+        orjson.dumps({"messages": [{"role": "user", "content": "word " * 500}]}) + b"\n"
+    )
+    completed = run_batchkit(
+        "build",
+        str(source),
+        *_BUILD,
+        "-o",
+        str(tmp_path / "q.jsonl"),
+        "--max-tokens-per-file",
+        "100",
+        env=clean_env(),
+    )
+    assert completed.returncode == 1, explain(completed)
+    assert (
+        "token_limit_exceeded" in completed.stderr
+        and "more than a whole file may hold (100)" in completed.stderr
+    )
+    assert not (tmp_path / "q.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-tokens-per-file", "-1"], "-1 is not in the range"),
+        (["--max-enqueued-tokens", "abc"], "'abc' is not a valid integer"),
+        (["--max-tokens-per-file", "10", "--encoding", "gpt2"], "'gpt2' is not one of"),
+    ],
+)
+def test_build_bad_token_options(tmp_path: Path, args: list[str], message: str) -> None:
+    source = _bodies(tmp_path / "bodies.jsonl", 2)
+    completed = run_batchkit(
+        "build", str(source), *_BUILD, "-o", str(tmp_path / "q.jsonl"), *args, env=clean_env()
+    )
+    assert completed.returncode == 2, explain(completed)
+    assert message in completed.stderr and "Traceback" not in completed.stderr

@@ -14,7 +14,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 
@@ -29,6 +29,7 @@ from batchkit.cli.common import (
     quiet_option,
 )
 from batchkit.cli.options import endpoint_option, limit_options, resolve_limits
+from batchkit.cli.validate_cmd import encoding_option, max_enqueued_tokens_option
 from batchkit.errors import InvalidInputError, UsageError
 from batchkit.fix import FixResult, fix_file
 from batchkit.inputs import BuildOptions, read_requests
@@ -54,6 +55,13 @@ STDOUT = "-"
 @click.option("--model", help="Fill a missing body.model with this; a different one is an error.")
 @limit_options
 @click.option(
+    "--max-tokens-per-file",
+    type=click.IntRange(min=1),
+    help="Split by prompt tokens too: each file holds under 90% of N.",
+)
+@max_enqueued_tokens_option
+@encoding_option
+@click.option(
     "--prompt-column", help="Read CSV: the column that holds each prompt (one request a row)."
 )
 @click.option("--system", help="CSV: a system message put before every prompt (chat only).")
@@ -77,6 +85,9 @@ def build(
     max_requests: int | None,
     max_bytes: int | None,
     max_embedding_inputs: int | None,
+    max_tokens_per_file: int | None,
+    max_enqueued_tokens: int | None,
+    encoding: str | None,
     prompt_column: str | None,
     system: str | None,
     id_column: str | None,
@@ -100,7 +111,9 @@ def build(
     Each file is filled to just under 90% of every limit (44,999 requests, 180 MiB and
     44,999 embedding inputs with the default limits), so every file passes
     `batchkit validate --strict` and keeps 10% headroom; a single request larger than that
-    share gets a file of its own.  U+2028, U+2029 and U+0085 are written escaped.
+    share gets a file of its own.  --max-tokens-per-file (or --max-enqueued-tokens, the
+    account's limit; the smaller applies) splits by prompt tokens the same way.
+    U+2028, U+2029 and U+0085 are written escaped.
     -o - writes the file to stdout (the summary goes to stderr); requests that need more
     than one file are then a usage error.
 
@@ -113,6 +126,8 @@ def build(
     SIGTERM, like Ctrl-C, removes the temporary files and exits (143; 130 for Ctrl-C).
     """
     limits = resolve_limits(profile, max_requests, max_bytes, max_embedding_inputs)
+    given = [limit for limit in (max_tokens_per_file, max_enqueued_tokens) if limit is not None]
+    max_tokens = min(given) if given else None
     if inputs.count("-") > 1:
         raise UsageError("stdin (-) can be read only once")
     if (system or id_column) and not prompt_column:
@@ -122,8 +137,10 @@ def build(
     if fix:
         if len(inputs) != 1 or inputs[0] == "-":
             raise UsageError("--fix repairs one file, given by its path")
-        if prompt_column or model or skip_invalid:
-            raise UsageError("--fix does not take --prompt-column, --model or --skip-invalid")
+        if prompt_column or model or skip_invalid or max_tokens is not None:
+            raise UsageError(
+                "--fix does not take --prompt-column, --model, --skip-invalid or a token limit"
+            )
     report = BuildReport(output_format, quiet, to_stderr=output == STDOUT)
     with _destination(output) as target:
         if fix:
@@ -133,10 +150,18 @@ def build(
             report.fix(fixed)
         else:
             options = BuildOptions(endpoint, model, prompt_column, system, id_column)
-            result = _build(inputs, target, options, limits, skip_invalid, force, report)
+            tokens = _TokenSplit(max_tokens, encoding)
+            result = _build(inputs, target, options, limits, tokens, skip_invalid, force, report)
             if output == STDOUT:
                 _copy_to_stdout(result)
             report.build(result)
+
+
+class _TokenSplit(NamedTuple):
+    """``--max-tokens-per-file`` (or ``--max-enqueued-tokens``) and ``--encoding``."""
+
+    max_tokens: int | None
+    encoding: str | None
 
 
 def _build(
@@ -144,6 +169,7 @@ def _build(
     output: str,
     options: BuildOptions,
     limits: Limits,
+    tokens: _TokenSplit,
     skip_invalid: bool,
     force: bool,
     report: BuildReport,
@@ -160,6 +186,8 @@ def _build(
                 on_invalid="skip" if skip_invalid else "raise",
                 overwrite=force,
                 progress=_updater(bar),
+                max_tokens_per_file=tokens.max_tokens,
+                encoding=tokens.encoding,
             )
     except InvalidRequestError as error:
         raise InvalidInputError(f"{items.where}: {error}") from None
