@@ -150,6 +150,9 @@ def _explain(error: ValidationError) -> Iterator[BodyProblem]:
             if isinstance(value, dict) and name not in value:
                 yield BodyProblem(f"{param}.{name}", f"{param}.{name} is required")
         return
+    if kind in _HINTED and (hint := _hint(error)):
+        yield BodyProblem(param, f"{param}: {hint}")
+        return
     if kind == "enum":
         choices = ", ".join(show(choice) for choice in expected)
         message = f"{show(value)} is not one of {choices}"
@@ -185,6 +188,23 @@ def _explain(error: ValidationError) -> Iterator[BodyProblem]:
     else:
         message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
     yield BodyProblem(param, f"{param}: {message}")
+
+
+#: The rules whose generic wording says too little ("should not be valid under {}"): where the
+#: schema gives such a rule a description, the description is the message.
+_HINTED = frozenset({"not", "minProperties", "maxProperties"})
+
+
+def _hint(error: ValidationError) -> str | None:
+    """The description of the (sub)schema whose rule failed: its own words for what to do.
+
+    A schema file's root description documents the file, not a rule: never used here.
+    """
+    schema = error.schema
+    if not isinstance(schema, dict) or "$schema" in schema:
+        return None
+    hint = schema.get("description")
+    return hint if isinstance(hint, str) else None
 
 
 def json_type(value: Any) -> str:

@@ -4,8 +4,11 @@ be exactly these errors at exactly these lines: nothing missed, nothing extra.""
 
 from __future__ import annotations
 
+import pytest
+
 from batchkit import Limits, validate_file
 from tests.helpers import EMBEDDINGS, MODEL, SAMPLES, jsonl, request
+from tests.servers.cli import clean_env, explain, json_out, run_batchkit
 
 EVERY_MISTAKE = SAMPLES / "invalid" / "every_mistake.jsonl"
 
@@ -55,3 +58,37 @@ def test_too_many_embedding_inputs_and_empty_file(tmp_path) -> None:  # type: ig
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
     assert [(i.line, i.code) for i in validate_file(empty).errors] == [(None, "empty_file")]
+
+
+RESPONSES_MISTAKES = SAMPLES / "invalid" / "responses_mistakes.jsonl"
+
+
+def test_the_typical_responses_mistakes_at_their_lines_and_paths() -> None:
+    """A chat body sent to /v1/responses, input missing, stream: true, a wrong text.format, a
+    chat response_format, a chat content part: each at its line and JSON path (the real CLI)."""
+    result = run_batchkit("validate", str(RESPONSES_MISTAKES), "--format", "json", env=clean_env())
+    assert result.returncode == 1, explain(result)
+    (report,) = json_out(result)["files"]
+    found = [(i["line"], i["code"], i["param"]) for i in report["errors"]]
+    assert found == [
+        (2, "invalid_request", "body.input"),
+        (2, "invalid_request", "body.messages"),
+        (3, "invalid_request", "body.input"),
+        (4, "streaming_unsupported", "body.stream"),
+        (5, "invalid_request", "body.text.format.type"),
+        (6, "invalid_request", "body.response_format"),
+        (7, "invalid_request", "body.input[0].content[0].type"),
+    ]
+    messages = {(i["line"], i["param"]): i["message"] for i in report["errors"]}
+    assert "messages is a chat completions field; /v1/responses takes input" in messages[
+        (2, "body.messages")
+    ]
+    assert "/v1/responses takes text.format" in messages[(6, "body.response_format")]
+    assert '"input_text"' in messages[(7, "body.input[0].content[0].type")]
+    assert report["endpoint"] == "/v1/responses" and report["warnings"] == []
+
+
+@pytest.mark.parametrize("name", ["responses.jsonl", "moderations.jsonl", "images.jsonl"])
+def test_the_new_endpoint_samples_pass_strict(name: str) -> None:
+    result = run_batchkit("validate", "--strict", str(SAMPLES / name), env=clean_env())
+    assert result.returncode == 0, explain(result)
