@@ -1,6 +1,6 @@
 """End to end against llama-stack, a real and independent implementation of the OpenAI Files
-and Batches APIs (tests/servers/llama_stack.py), with the ``openai`` profile: the library
-(build_batch, submit, wait_for_batch, Client) and the CLI as a real subprocess.
+and Batches APIs (tests/servers/llama_stack.py), with the ``llama-stack`` profile and no key at
+all: the library (build_batch, submit, wait_for_batch, Client) and the CLI as a real subprocess.
 
 Each batch gets custom_ids of its own, so its file's sha256 is unique and ``submit`` never
 reuses another test's batch.  llama-stack runs one batch at a time, 10 requests at a time.
@@ -41,7 +41,8 @@ class FinishedBatch:
 
 
 def make_client(server: LlamaStackServer) -> Client:
-    return Client("openai", base_url=server.openai_base_url, api_key=KEY)
+    """The ``llama-stack`` profile, with no key at all: the server needs none."""
+    return Client("llama-stack", base_url=server.openai_base_url)
 
 
 def run_batch(
@@ -173,11 +174,12 @@ def test_cancel_of_a_finished_batch_shows_it_as_it_is(
 
 
 def cli_api(server: LlamaStackServer) -> list[str]:
-    return ["--profile", "openai", "--base-url", server.openai_base_url]
+    return ["--profile", "llama-stack", "--base-url", server.openai_base_url]
 
 
 def cli_env() -> dict[str, str]:
-    return clean_env(OPENAI_API_KEY=KEY)
+    """No key anywhere: the ``llama-stack`` profile needs none."""
+    return clean_env()
 
 
 def test_cli_submit_wait_status_list_cancel(

@@ -334,6 +334,8 @@ class State:
                 "metadata": metadata,
                 "x_fake_extra": {"kept": True},
             }
+            if "output_expires_after" in document:  # kept so that tests can see what was sent
+                batch["output_expires_after"] = document["output_expires_after"]
             self.batches[batch["id"]] = batch
             self._retrieves[batch["id"]] = 0
             if self.batch_failures:

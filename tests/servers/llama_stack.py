@@ -52,7 +52,7 @@ INSTALL_LLAMA_STACK = ".ci/install-llama-stack"
 class LlamaStackServer(Server):
     @property
     def openai_base_url(self) -> str:
-        """The ``openai`` profile's base URL: the API is under ``/v1``."""
+        """The ``llama-stack`` profile's base URL here: the API is under ``/v1``."""
         return f"{self.url}/v1"
 
 
