@@ -42,6 +42,13 @@ class BuildOptions:
     id_column: str | None
 
 
+#: The endpoints whose body has a place for --system: a system message, or instructions.
+_SYSTEM_ENDPOINTS = ("/v1/chat/completions", "/v1/responses")
+#: The endpoints whose body names its text ``prompt``.  (An /v1/images/edits body also needs
+#: its images, which a prompt cell cannot give: the build's validation says so.)
+_PROMPT_ENDPOINTS = ("/v1/completions", "/v1/images/generations", "/v1/images/edits", "/v1/videos")
+
+
 def read_requests(
     paths: tuple[str, ...], options: BuildOptions, limits: Limits
 ) -> tuple[str, Iterator[Any], Inputs]:
@@ -52,8 +59,8 @@ def read_requests(
     endpoint = options.endpoint
     if endpoint is None:
         endpoint, requests = infer_endpoint(requests, items)
-    if options.system and endpoint != "/v1/chat/completions":
-        raise UsageError("--system applies to /v1/chat/completions only")
+    if options.system and endpoint not in _SYSTEM_ENDPOINTS:
+        raise UsageError(f"--system applies to {' and '.join(_SYSTEM_ENDPOINTS)} only")
     items.endpoint = endpoint
     return endpoint, requests, items
 
@@ -180,9 +187,13 @@ class Inputs:
         return (row[id_column], body) if id_column else body
 
     def _body(self, prompt: str) -> dict[str, Any]:
-        if self.endpoint == "/v1/embeddings":
+        """The body a prompt cell becomes: each endpoint names its prompt its own way."""
+        if self.endpoint in ("/v1/embeddings", "/v1/moderations"):
             return {"input": prompt}
-        if self.endpoint == "/v1/completions":
+        if self.endpoint == "/v1/responses":
+            system = self.options.system
+            return {"instructions": system, "input": prompt} if system else {"input": prompt}
+        if self.endpoint in _PROMPT_ENDPOINTS:
             return {"prompt": prompt}
         messages: list[dict[str, Any]] = []
         if self.options.system:

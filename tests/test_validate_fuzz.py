@@ -18,12 +18,22 @@ from hypothesis import strategies as st
 
 from batchkit import validate as validate_module
 from batchkit import validate_file
+from batchkit.endpoints import ENDPOINTS
 from batchkit.validate import FileReport, Validator
 from tests.helpers import CHAT, COMPLETIONS, EMBEDDINGS, MODEL, SAMPLES, chat_body, request
 
+#: The valid samples, one file per endpoint that has one.
+SAMPLE_FILES = (
+    "chat.jsonl",
+    "embeddings.jsonl",
+    "completions.jsonl",
+    "responses.jsonl",
+    "moderations.jsonl",
+    "images.jsonl",
+)
 VALID_LINES = [
     line
-    for name in ("chat.jsonl", "embeddings.jsonl", "completions.jsonl")
+    for name in SAMPLE_FILES
     for line in (SAMPLES / name).read_bytes().splitlines(keepends=True)
 ]
 CODES = {
@@ -204,6 +214,10 @@ _PERTURBATIONS: list[tuple[str, object]] = [
     ("body.messages", [{"role": "user", "content": "a\u2028b"}]),
     ("body.input", ""),
     ("body.prompt", 4.5),
+    ("body.max_output_tokens", 15),
+    ("body.text", {"format": {"type": "json"}}),
+    ("body.images", [{}]),
+    ("body.seconds", 4),
     ("custom_id", _DELETE),
     ("method", _DELETE),
     ("url", _DELETE),
@@ -217,7 +231,20 @@ _BODIES: dict[str, Callable[[str], dict[str, Any]]] = {
     CHAT: lambda text: chat_body(messages=[{"role": "user", "content": text}]),
     EMBEDDINGS: lambda text: {"model": MODEL, "input": text or "x"},
     COMPLETIONS: lambda text: {"model": MODEL, "prompt": text, "max_tokens": 16},
+    "/v1/responses": lambda text: {"model": MODEL, "input": text, "max_output_tokens": 64},
+    "/v1/moderations": lambda text: {"model": MODEL, "input": [text]},
+    "/v1/images/generations": lambda text: {"model": MODEL, "prompt": text, "n": 1},
+    "/v1/images/edits": lambda text: {
+        "model": MODEL,
+        "prompt": text or "x",
+        "images": [{"file_id": "file-abc"}],
+    },
+    "/v1/videos": lambda text: {"model": MODEL, "prompt": text or "x", "seconds": "4"},
 }
+
+
+def test_every_endpoint_has_a_body_for_the_fast_path_property() -> None:
+    assert set(_BODIES) == set(ENDPOINTS)
 
 
 def perturbed(record: dict[str, Any], step: tuple[str, object], earlier_id: str) -> bytes:
