@@ -20,6 +20,7 @@ def _register() -> None:
         batch_cmds,
         build_cmd,
         download_cmd,
+        estimate_cmd,
         results_cmd,
         run_cmd,
         submit_cmds,
@@ -35,6 +36,7 @@ def _register() -> None:
     cli.add_command(results_cmd.results)
     cli.add_command(run_cmd.run)
     cli.add_command(run_cmd.job)
+    cli.add_command(estimate_cmd.estimate)
 
 
 _register()
