@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -163,3 +165,28 @@ def test_bad_input_is_a_usage_error(
     assert completed.returncode == 2, explain(completed)
     assert message in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_readme_tokens_example_is_what_batchkit_prints() -> None:
+    """The console block of the README's "Tokens and cost" section, run as written."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Tokens and cost", 1)[1]
+    block = section.split("```console\n", 1)[1].split("```", 1)[0]
+    commands = block.split("$ ")[1:]
+    assert len(commands) == 2
+    for command in commands:
+        line, *expected = command.rstrip("\n").split("\n")
+        args = line.split()
+        assert args[0] == "batchkit"
+        completed = subprocess.run(
+            [sys.executable, "-m", "batchkit", *args[1:]],
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            cwd=root,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == 0, explain(completed)
+        assert completed.stdout.splitlines() == expected
