@@ -72,7 +72,7 @@ ENDPOINTS: dict[str, Endpoint] = {
 
 
 #: How alike a typo must be to a known url to be suggested (difflib's ratio): close enough for
-#: ``/v1/chat/completion`` or ``/v1/embedding``, not for ``/v1/responses`` or ``/v1/messages``.
+#: ``/v1/chat/completion`` or ``/v1/response``, not for ``/v1/messages`` (Anthropic's).
 _TYPO_CUTOFF = 0.85
 
 

@@ -123,7 +123,15 @@ def test_built_wheel_installs_and_works_outside_the_checkout(tmp_path: Path) -> 
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    for name in ("chat.jsonl", "embeddings.jsonl", "completions.jsonl"):
+    samples = (
+        "chat.jsonl",
+        "embeddings.jsonl",
+        "completions.jsonl",
+        "responses.jsonl",
+        "moderations.jsonl",
+        "images.jsonl",
+    )
+    for name in samples:
         shutil.copy(SAMPLES / name, elsewhere / name)
     shutil.copy(SAMPLES / "invalid" / "every_mistake.jsonl", elsewhere / "bad.jsonl")
     batchkit = str(env_dir / "bin" / "batchkit")
@@ -137,7 +145,7 @@ def test_built_wheel_installs_and_works_outside_the_checkout(tmp_path: Path) -> 
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith(f"batchkit, version {__version__}\n")
     assert f"last confirmed {FACTS_CONFIRMED}" in version.stdout
-    good = run(batchkit, "validate", "chat.jsonl", "embeddings.jsonl", "completions.jsonl")
+    good = run(batchkit, "validate", "--strict", *samples)
     assert good.returncode == 0, good.stdout + good.stderr
     bad = run(batchkit, "validate", "bad.jsonl")
     assert bad.returncode == 1

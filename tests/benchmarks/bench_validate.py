@@ -14,11 +14,13 @@ It writes three files to a temporary directory, streaming, one line at a time:
 (d) a 300 MB file that is one line with no line end (sparse: cheap to write), which must be
     reported without being held (issue 7: it used to take 912 MB);
 (e) (a) with an error on every 100th line (a body error, which the slow path explains),
-    timed against (a) itself, alternating: target within 2x of (a).
+    timed against (a) itself, alternating: target within 2x of (a);
+(f) a 50,000-line ``/v1/responses`` file just under 200 MiB: (a)'s requests as Responses
+    bodies (a string or messages as ``input``, ``input_text``/``input_image`` parts).
 
-Then, for (a) and (b), it times in the same run, rounds alternating, the bare loop and
+Then, for (a), (b) and (f), it times in the same run, rounds alternating, the bare loop and
 ``validate_file`` and prints the medians and their ratio (target <= 1.5, aim 1.0).  Peak RSS
-is measured for (a), (b), (c), (d) and for a baseline that only imports batchkit and loads the
+is measured for (a), (b), (c), (d), (f) and for a baseline that only imports batchkit and loads the
 schemas, each in a fresh subprocess, so that peaks do not mix (targets: <= 64 MB, and (a)
 within 10 MB of (c)).  Timings are printed, never asserted; only sanity is asserted (the
 files have the intended size and counts, and the validator finds them valid).
@@ -50,6 +52,7 @@ from batchkit.validate import FileReport, validate_file
 
 MIB = 1024 * 1024
 CHAT_URL = "/v1/chat/completions"
+RESPONSES_URL = "/v1/responses"
 EMBEDDINGS_URL = "/v1/embeddings"
 CHAT_LINES = 50_000
 CHAT_BYTES_MAX = 200 * MIB  # 209,715,200: the provider's limit
@@ -188,17 +191,65 @@ def _chat_body(rng: random.Random, text: _Text, user_chars: int) -> dict[str, An
     return body
 
 
-def _chat_line(custom_id: str, body: dict[str, Any]) -> bytes:
-    record = {"custom_id": custom_id, "method": "POST", "url": CHAT_URL, "body": body}
+def _responses_body(rng: random.Random, text: _Text, user_chars: int) -> dict[str, Any]:
+    """A /v1/responses body: the same shapes as :func:`_chat_body`, in the Responses API's
+    words (``input``, ``instructions``, ``input_text`` and ``input_image`` parts)."""
+    chat = _chat_body(rng, text, user_chars)
+    messages = chat["messages"]
+    body: dict[str, Any] = {"model": chat["model"], "instructions": messages[0]["content"]}
+    turns = messages[1:]
+    if len(turns) == 1 and isinstance(turns[0]["content"], str) and rng.random() < 0.5:
+        body["input"] = turns[0]["content"]  # a bare string: the simplest request
+    else:
+        body["input"] = [
+            {"role": turn["role"], "content": _input_parts(turn["content"])} for turn in turns
+        ]
+    if "temperature" in chat:
+        body["temperature"] = chat["temperature"]
+    if "max_tokens" in chat:
+        body["max_output_tokens"] = chat["max_tokens"]
+    if "top_p" in chat:
+        body["top_p"] = chat["top_p"]
+    if "response_format" in chat:
+        body["text"] = {"format": chat["response_format"]}
+    return body
+
+
+def _input_parts(content: Any) -> Any:
+    """Chat content parts as Responses input parts (a string stays a string)."""
+    if isinstance(content, str):
+        return content
+    parts = []
+    for part in content:
+        if part["type"] == "text":
+            parts.append({"type": "input_text", "text": part["text"]})
+        else:
+            image = part["image_url"]
+            parts.append(
+                {"type": "input_image", "image_url": image["url"], "detail": image["detail"]}
+            )
+    return parts
+
+
+def _request_line(custom_id: str, body: dict[str, Any], url: str = CHAT_URL) -> bytes:
+    record = {"custom_id": custom_id, "method": "POST", "url": url, "body": body}
     return orjson.dumps(record) + b"\n"
 
 
-def write_chat_file(path: Path, lines: int, total_bytes: int, seed: int) -> int:
-    """Writes ``lines`` valid chat requests of about ``total_bytes`` in all; returns the size.
+def write_chat_file(
+    path: Path, lines: int, total_bytes: int, seed: int, *, url: str = CHAT_URL
+) -> int:
+    """Writes ``lines`` valid requests of about ``total_bytes`` in all; returns the size.
 
+    Chat requests, or with ``url`` ``/v1/responses`` the same requests as Responses bodies.
     Each line gets a share of the bytes still to write, varied by +-60%, so sizes differ but
     the total lands on the target.  Line by line: the generator never holds the file.
     """
+    make_body = _responses_body if url == RESPONSES_URL else _chat_body
+
+    def _line(custom_id: str, body: dict[str, Any]) -> bytes:
+        return _request_line(custom_id, body, url)
+
     rng = random.Random(seed)
     text = _Text(rng)
     written = 0
@@ -210,15 +261,15 @@ def write_chat_file(path: Path, lines: int, total_bytes: int, seed: int) -> int:
             custom_id = f"request-{index:06d}"
             # Size the user text from the line's overhead, then correct once: escapes
             # ("\n", '"') and multi-byte characters make chars != bytes.
-            body = _chat_body(rng, text, 1)
-            overhead = len(_chat_line(custom_id, body))
+            body = make_body(rng, text, 1)
+            overhead = len(_line(custom_id, body))
             user_chars = max(1, want - overhead)
             state = rng.getstate()
-            line = _chat_line(custom_id, _chat_body(rng, text, user_chars))
+            line = _line(custom_id, make_body(rng, text, user_chars))
             miss = want - len(line)
             if abs(miss) > 16 and user_chars + miss > 0:
                 rng.setstate(state)
-                line = _chat_line(custom_id, _chat_body(rng, text, user_chars + miss))
+                line = _line(custom_id, make_body(rng, text, user_chars + miss))
             out.write(line)
             written += len(line)
     return written
@@ -443,6 +494,7 @@ def _run(workdir: Path, rounds: int) -> int:
     embeddings = workdir / "embeddings_50k_inputs.jsonl"
     small = workdir / "chat_2mb.jsonl"
     one_line = workdir / "one_line_300mb.jsonl"
+    responses = workdir / "responses_200mib.jsonl"
 
     start = time.perf_counter()
     chat_size = write_chat_file(chat, CHAT_LINES, CHAT_BYTES_TARGET, seed=1)
@@ -451,11 +503,16 @@ def _run(workdir: Path, rounds: int) -> int:
     small_size = write_chat_file(small, small_lines, SMALL_CHAT_BYTES, seed=3)
     with one_line.open("wb") as stream:
         stream.truncate(ONE_LINE_BYTES)
+    responses_size = write_chat_file(
+        responses, CHAT_LINES, CHAT_BYTES_TARGET, seed=4, url=RESPONSES_URL
+    )
     print(f"generated in {time.perf_counter() - start:.1f} s")
     print(f"  (a) {chat.name}: {CHAT_LINES:,} lines, {_fmt_size(chat_size)}")
     print(f"  (b) {embeddings.name}: {emb_requests:,} lines, {_fmt_size(emb_size)}")
     print(f"  (c) {small.name}: {small_lines:,} lines, {_fmt_size(small_size)}")
-    print(f"  (d) {one_line.name}: 1 line, {_fmt_size(ONE_LINE_BYTES)}, no line end", flush=True)
+    print(f"  (d) {one_line.name}: 1 line, {_fmt_size(ONE_LINE_BYTES)}, no line end")
+    print(f"  (f) {responses.name}: {CHAT_LINES:,} lines, {_fmt_size(responses_size)}", flush=True)
+    assert 199 * MIB < responses_size <= 200 * MIB, f"(f) is {responses_size:,} bytes"
     assert chat_size == chat.stat().st_size
     assert 199 * MIB < chat_size <= 200 * MIB, f"(a) is {chat_size:,} bytes"
     assert 1_900_000 <= small_size <= 2_100_000, f"(c) is {small_size:,} bytes"
@@ -465,6 +522,7 @@ def _run(workdir: Path, rounds: int) -> int:
     for label, path, requests in (
         ("(a) chat 200 MiB", chat, CHAT_LINES),
         ("(b) embeddings 50k inputs", embeddings, emb_requests),
+        ("(f) responses 200 MiB", responses, CHAT_LINES),
     ):
         print(f"\ntiming {label}: {rounds} rounds + 1 warm-up ...", flush=True)
         bare_times, validate_times, report = time_pair(path, rounds)
@@ -508,6 +566,7 @@ def _run(workdir: Path, rounds: int) -> int:
         ("(a) chat 200 MiB", chat, CHAT_LINES),
         ("(b) embeddings 50k inputs", embeddings, emb_requests),
         ("(c) chat 2 MB", small, small_lines),
+        ("(f) responses 200 MiB", responses, CHAT_LINES),
     ):
         result = peak_rss(path)
         assert result["valid"] and result["requests"] == requests, (label, result)
