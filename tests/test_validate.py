@@ -186,7 +186,7 @@ def test_endpoint_option_overrides_the_first_line() -> None:
 
 
 def test_unsupported_endpoint_is_invalid_url() -> None:
-    report = check(jsonl(request(url="/v1/responses")))
+    report = check(jsonl(request(url="/v1/messages")))
     assert codes(report) == [(1, "invalid_url", "url")]
     assert report.endpoint is None
 
@@ -481,3 +481,15 @@ def test_missing_file_and_directory_are_usage_errors(tmp_path: Path) -> None:
 def test_every_library_error_is_a_batchkit_error() -> None:
     for name in ("InvalidInputError", "UsageError", "ApiError", "AuthError", "NetworkError"):
         assert issubclass(getattr(batchkit, name), batchkit.BatchkitError)
+
+
+def test_a_chat_body_sent_to_v1_responses_says_which_field_to_use() -> None:
+    """/v1/responses is a batch endpoint now: a chat body there is a body error, not a url
+    error, and it names the field the endpoint takes."""
+    report = check(jsonl(request(url="/v1/responses")))
+    assert codes(report) == [
+        (1, "invalid_request", "body.input"),
+        (1, "invalid_request", "body.messages"),
+    ]
+    assert report.endpoint == "/v1/responses"
+    assert "/v1/responses takes input" in report.errors[1].message

@@ -121,7 +121,7 @@ def test_lines_before_the_first_known_url_are_checked_against_the_endpoint_they_
 
 
 def test_a_url_nothing_like_an_endpoint_still_says_which_ones_exist() -> None:
-    report = check(jsonl(request("a", url="/v1/responses"), request("b")))
+    report = check(jsonl(request("a", url="/v1/messages"), request("b")))
     assert issues(report) == [(1, "invalid_url", "url")]
     assert "not a batch endpoint batchkit supports" in report.errors[0].message
 
