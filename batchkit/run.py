@@ -52,6 +52,7 @@ from batchkit.results import Result, ResultError, iter_results, should_retry
 from batchkit.submit import (
     HASH_KEY,
     MAX_METADATA_PAIRS,
+    check_profile_serves,
     check_user_metadata,
     file_sha256,
 )
@@ -211,6 +212,9 @@ def run_job(
     active = client if client is not None else Client.from_settings()
     try:
         active.require_key()
+        # What the profile cannot serve is refused before anything is built or sent; an
+        # endpoint named by the input's first url is checked once the shards are built.
+        check_profile_serves(active.profile, endpoint=endpoint, completion_window=completion_window)
         chosen = limits if limits is not None else active.profile.limits
         settings = _Settings(
             endpoint=endpoint,
@@ -488,6 +492,7 @@ class _Runner:
             )
         except InvalidRequestError as error:
             raise InvalidInputError(f"{items.where}: {error}; nothing was sent") from None
+        check_profile_serves(self.client.profile, endpoint=built.endpoint)
         recorded = [
             (self._relative(output.path), file_sha256(output.path), output.requests)
             for output in built.outputs

@@ -299,7 +299,7 @@ def test_an_empty_error_file_is_saved_empty(fake: FakeOrq, client: Client, tmp_p
 def test_the_router_profile_takes_both_files_from_the_results_route(
     fake: FakeOrq, sleeper: FakeSleep, tmp_path: Path
 ) -> None:
-    with make_client(fake, sleeper, profile="orq-router") as client:
+    with make_client(fake, sleeper, profile="orq") as client:
         batch_id, _ = new_batch(client, tmp_path, count=4)
         fake.state.result_order = "shuffled"
         fake.state.end_batch(batch_id, "completed", {"req-1": 429, "req-2": "failed"})

@@ -183,6 +183,7 @@ def test_a_signature_echoed_by_the_storage_is_not_in_the_verbose_log(
         "--format",
         "json",
         key=SERVER_KEY,
+        BATCHKIT_PROFILE="orq-v2",  # presigned URLs are the v2 API's downloads
     )
     assert code == 0, stderr
     assert "busy: GET /presigned/" in stderr and "retrying" in stderr  # the echo was logged
@@ -206,7 +207,8 @@ def test_a_signature_echoed_in_the_final_error_is_redacted(
     signature = hashlib.sha256((output_id + orq.signing_key).encode()).hexdigest()[:16]
     echo = f"refused: GET /presigned/{output_id}?X-Amz-Signature={signature}&sig={signature}"
     orq.faults.add("download", Fault.http(status, {"message": echo, "code": "busy"}), times=3)
-    code, stdout, stderr = run(orq, "download", batch["id"], "-d", str(tmp_path), key=SERVER_KEY)
+    code, stdout, stderr = run(orq, "download", batch["id"], "-d", str(tmp_path), key=SERVER_KEY,
+                               BATCHKIT_PROFILE="orq-v2")  # fmt: skip
     assert code == 3, stderr
     assert f"refused: GET /presigned/{output_id}?X-Amz-Signature=" in stderr  # the echo is shown
     assert signature not in stdout + stderr

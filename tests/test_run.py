@@ -580,3 +580,15 @@ def test_in_ci_only_the_summary_is_printed_and_on_a_terminal_a_bar(
     assert "batchkit: built 12 request(s) into 3 shard(s)" in text
     assert "batchkit: shard 3, round 1: batch " in text
     assert re.search(r"run: 100%\|.*\| 12/12", text), text
+
+
+def test_what_the_profile_does_not_serve_is_refused_before_anything_is_built(
+    fake: FakeOrq, prompts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    refused = run_cli(fake, str(prompts), "-o", str(out), "--endpoint", CHAT,
+                      "--completion-window", "48h")  # fmt: skip
+    assert refused.returncode == 1, explain(refused)
+    assert "does not accept --completion-window '48h': it accepts 24h" in refused.stderr
+    assert not fake.requests
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["prompts.jsonl"]
