@@ -43,6 +43,8 @@ _SIGNED_QUERY = re.compile(
 #: Bearer tokens and Authorization values, in a log record's text.
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"),
+    # Azure sends the key alone in its own header.
+    re.compile(r"(?i)(api-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
     re.compile(r"(?i)(bearer\s+)[^\s'\",}]+"),
 )
 

@@ -123,9 +123,11 @@ def test_the_filter_redacts_a_key_a_library_would_log_by_mistake(
     verbose_cli.debug(f"the server said: Invalid API key provided: {USER_KEY}")
     verbose_cli.debug("the server said: %s", {"key": USER_KEY})
     verbose_cli.debug("sent headers=%s", {"Authorization": "Bearer sk-another-token-1234"})
+    verbose_cli.debug("sent headers=%s", {"api-key": "azure0123456789abcdef"})  # not registered
     logged = capsys.readouterr().err
-    assert logged.count("***") == 3, logged
+    assert logged.count("***") == 4, logged
     assert USER_KEY not in logged and "sk-another-token-1234" not in logged
+    assert "azure0123456789abcdef" not in logged
 
 
 def test_the_filter_redacts_the_key_in_a_logged_exception_and_its_traceback(
