@@ -80,9 +80,10 @@ def test_the_typical_responses_mistakes_at_their_lines_and_paths() -> None:
         (7, "invalid_request", "body.input[0].content[0].type"),
     ]
     messages = {(i["line"], i["param"]): i["message"] for i in report["errors"]}
-    assert "messages is a chat completions field; /v1/responses takes input" in messages[
-        (2, "body.messages")
-    ]
+    assert (
+        "messages is a chat completions field; /v1/responses takes input"
+        in messages[(2, "body.messages")]
+    )
     assert "/v1/responses takes text.format" in messages[(6, "body.response_format")]
     assert '"input_text"' in messages[(7, "body.input[0].content[0].type")]
     assert report["endpoint"] == "/v1/responses" and report["warnings"] == []
