@@ -44,7 +44,7 @@ _SIGNED_QUERY = re.compile(
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(bearer\s+)?[^\s'\",}]+"),
     # Azure sends the key alone in its own header.
-    re.compile(r"(?i)(api-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
+    re.compile(r"(?i)(api-key['\"]?\s*[:=]\s*['\"]?)(?!\[redacted\])[^\s'\",}]+"),
     re.compile(r"(?i)(bearer\s+)[^\s'\",}]+"),
 )
 
