@@ -62,11 +62,8 @@ EXPECTED: dict[str, tuple[str | None, list[tuple[int | None, str, str | None]] |
     "litellm/openai_endpoints_input_azure.jsonl": (None, [(1, "invalid_url", "url")]),
     "litellm/test_batch_rate_limiting_integration.jsonl": (None, None),
     "litellm/bedrock_input_batch_embeddings.jsonl": (None, None),
-    # openai-cookbook: /v1/responses is not one of the batch endpoints batchkit supports
-    "openai-cookbook/nightly_support_qa_batch.jsonl": (
-        None,
-        [(line, "invalid_url", "url") for line in range(1, 11)],
-    ),
+    # openai-cookbook: a /v1/responses batch, valid for OpenAI (its SOURCES.md says so)
+    "openai-cookbook/nightly_support_qa_batch.jsonl": (None, None),
     # vllm: L3 another model, L4 /bad_url, L5 stream as the string "True"
     "vllm/openai_example_batch.jsonl": (None, None),
     "vllm/run_batch_INPUT_BATCH.jsonl": (

@@ -590,5 +590,13 @@ def test_what_the_profile_does_not_serve_is_refused_before_anything_is_built(
                       "--completion-window", "48h")  # fmt: skip
     assert refused.returncode == 1, explain(refused)
     assert "does not accept --completion-window '48h': it accepts 24h" in refused.stderr
+    responses = tmp_path / "responses.jsonl"  # the input's own url names the endpoint
+    responses.write_bytes(b'{"url": "/v1/responses", "body": {"input": "hi"}}\n')
+    for args in ((str(prompts), "--endpoint", "/v1/responses"), (str(responses),)):
+        other = run_cli(fake, *args, "-o", str(out), "--profile", "llama-stack")
+        assert other.returncode == 1, explain(other)
+        assert "does not serve /v1/responses" in other.stderr, other.stderr
+        assert "/v1/chat/completions" in other.stderr  # the profile's list
+    responses.unlink()
     assert not fake.requests
     assert sorted(path.name for path in tmp_path.iterdir()) == ["prompts.jsonl"]
