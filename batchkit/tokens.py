@@ -188,7 +188,7 @@ COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 #: The cache of repeated texts holds texts up to this long, this many characters in all; when
 #: full it starts again (a system prompt on every line is back in it at the next line).
 CACHE_TEXT_CHARS = 1 << 16
-CACHE_TOTAL_CHARS = 1 << 23
+CACHE_TOTAL_CHARS = 1 << 21
 
 
 class TokenCounter:
