@@ -25,6 +25,7 @@ estimate that says so.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -32,7 +33,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import tiktoken
@@ -41,6 +42,9 @@ from batchkit.errors import BatchkitError, UsageError
 from batchkit.issues import Issue
 from batchkit.limits import Limits
 from batchkit.lines import LongLine, open_binary, read_lines
+
+if TYPE_CHECKING:  # validate imports nothing from here; the report type is only named
+    from batchkit.validate import FileReport
 
 __all__ = [
     "DEFAULT_ENCODING",
@@ -55,6 +59,7 @@ __all__ = [
     "encoding_for_model",
     "get_encoding",
     "token_limit_issue",
+    "with_token_limit",
 ]
 
 
@@ -563,3 +568,18 @@ def check_token_limit(
         raise UsageError(f"the enqueued-token limit must be positive, got {limit!r}")
     tokens = count_file_tokens(path, endpoint=endpoint, encoding=encoding)
     return token_limit_issue(tokens.prompt, limit, model=tokens.model)
+
+
+def with_token_limit(report: FileReport, tokens: FileTokens, limit: int) -> FileReport:
+    """``report`` with the enqueued-token limit's verdict on the file added, when it has one
+    (an error over ``limit``, a ``near_limit`` warning at 90%)."""
+    issue = token_limit_issue(tokens.prompt, limit, model=tokens.model)
+    if issue is None:
+        return report
+    if issue.severity == "error":
+        return dataclasses.replace(
+            report, errors=[*report.errors, issue], errors_total=report.errors_total + 1
+        )
+    return dataclasses.replace(
+        report, warnings=[*report.warnings, issue], warnings_total=report.warnings_total + 1
+    )

@@ -28,8 +28,13 @@ from batchkit.cli.common import (
     progress_bar,
     quiet_option,
 )
-from batchkit.cli.options import endpoint_option, limit_options, resolve_limits
-from batchkit.cli.validate_cmd import encoding_option, max_enqueued_tokens_option
+from batchkit.cli.options import (
+    encoding_option,
+    endpoint_option,
+    limit_options,
+    max_enqueued_tokens_option,
+    resolve_limits,
+)
 from batchkit.errors import InvalidInputError, UsageError
 from batchkit.fix import FixResult, fix_file
 from batchkit.inputs import BuildOptions, read_requests

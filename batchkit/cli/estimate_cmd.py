@@ -15,9 +15,8 @@ import click
 import orjson
 
 from batchkit.cli.common import echo_json, format_option, handle_errors
-from batchkit.cli.options import endpoint_option
+from batchkit.cli.options import encoding_option, endpoint_option
 from batchkit.cli.report import printable, tokens_line
-from batchkit.cli.validate_cmd import encoding_option
 from batchkit.errors import UsageError
 from batchkit.tokens import FileTokens, count_file_tokens
 

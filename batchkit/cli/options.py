@@ -114,3 +114,23 @@ def results_options(func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def encoding_option(func: F) -> F:
+    """``--encoding``: the tokenizer to count with, for a model whose own is unknown."""
+    from batchkit.tokens import ENCODINGS
+
+    return click.option(
+        "--encoding",
+        type=click.Choice(list(ENCODINGS)),
+        help="Count with this tokenizer (default: the model's; an unknown model's count is an "
+        "estimate with o200k_base).",
+    )(func)
+
+
+max_enqueued_tokens_option = click.option(
+    "--max-enqueued-tokens",
+    type=click.IntRange(min=1),
+    help="The account's enqueued-token limit for the model: a file with more prompt tokens "
+    "is an error (token_limit_exceeded), at 90% a warning.",
+)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import click
@@ -16,24 +15,16 @@ from batchkit.cli.common import (
     handle_errors,
     quiet_option,
 )
-from batchkit.cli.options import endpoint_option, limit_options, resolve_limits
+from batchkit.cli.options import (
+    encoding_option,
+    endpoint_option,
+    limit_options,
+    max_enqueued_tokens_option,
+    resolve_limits,
+)
 from batchkit.errors import UsageError
-from batchkit.issues import Issue
-from batchkit.tokens import ENCODINGS, FileTokens, count_file_tokens, token_limit_issue
+from batchkit.tokens import FileTokens, count_file_tokens, with_token_limit
 from batchkit.validate import DEFAULT_MAX_ISSUES, FileReport, validate_file
-
-encoding_option = click.option(
-    "--encoding",
-    type=click.Choice(list(ENCODINGS)),
-    help="Count with this tokenizer (default: the model's; an unknown model's count is an "
-    "estimate with o200k_base).",
-)
-max_enqueued_tokens_option = click.option(
-    "--max-enqueued-tokens",
-    type=click.IntRange(min=1),
-    help="The account's enqueued-token limit for the model: a file with more prompt tokens "
-    "is an error (token_limit_exceeded), at 90% a warning.",
-)
 
 
 @click.command()
@@ -94,7 +85,7 @@ def validate(
                 path, endpoint=endpoint, encoding=encoding, max_line=limits.max_bytes
             )
             if max_enqueued_tokens is not None:
-                report = _judged(report, tokens, max_enqueued_tokens)
+                report = with_token_limit(report, tokens, max_enqueued_tokens)
         reports.append(report)
         counts.append(tokens)
         if output_format == "text":
@@ -112,23 +103,6 @@ def validate(
     if output_format == "json":
         echo_json(document)
     raise SystemExit(EXIT_OK if document["valid"] else EXIT_INVALID)
-
-
-def _judged(report: FileReport, tokens: FileTokens, limit: int) -> FileReport:
-    """``report`` with the enqueued-token limit's verdict on the file, if it has one."""
-    issue = token_limit_issue(tokens.prompt, limit, model=tokens.model)
-    return report if issue is None else with_issue(report, issue)
-
-
-def with_issue(report: FileReport, issue: Issue) -> FileReport:
-    """A copy of ``report`` that also holds the file-level ``issue`` (and counts it)."""
-    if issue.severity == "error":
-        return dataclasses.replace(
-            report, errors=[*report.errors, issue], errors_total=report.errors_total + 1
-        )
-    return dataclasses.replace(
-        report, warnings=[*report.warnings, issue], warnings_total=report.warnings_total + 1
-    )
 
 
 def _add_tokens(document: dict[str, Any], counts: list[FileTokens | None]) -> None:
