@@ -107,3 +107,49 @@ def _long_unseekable(stream: BinaryIO, head: bytes, max_line: int, chunk: int) -
         else:
             pieces.append(piece)
     return LongLine(length) if length > max_line else b"".join(pieces)
+
+
+#: What :func:`read_blocks` reads at a time, and the most lines it yields in one block: enough
+#: that a block of short lines is checked in a few calls, few enough that a block's parsed
+#: records stay in the CPU's caches.
+BLOCK = 1 << 18
+BLOCK_LINES = 64
+
+#: One item of :func:`read_blocks`: complete lines (line ends stripped), or one line as
+#: :func:`read_lines` yields it (the last line with no line end, or one longer than a block).
+BlockItem = list[bytes] | bytes | LongLine
+
+
+def read_blocks(
+    stream: BinaryIO, max_line: int, *, block: int = BLOCK, lines: int = BLOCK_LINES
+) -> Iterator[BlockItem]:
+    """The lines of ``stream`` a block at a time, with :func:`read_lines`'s bound.
+
+    A block is a list of up to ``lines`` complete lines, each without its ``\\n`` (a ``\\r``
+    before it stays), so that a caller can check many lines in one call.  A line longer than
+    ``block`` bytes is read as :func:`read_lines` reads a long one (bounded by ``max_line``)
+    and yielded alone, as is a last line with no line end.  When the bound is below two
+    blocks, every line comes alone from :func:`read_lines` itself.
+    """
+    if max_line < 2 * block:
+        yield from read_lines(stream, max_line)
+        return
+    read = stream.read
+    rest = b""
+    while True:
+        data = read(block)
+        if not data:
+            if rest:
+                yield rest
+            return
+        if rest:
+            data = rest + data
+        found = data.split(b"\n")
+        rest = found.pop()
+        for start in range(0, len(found), lines):
+            yield found[start : start + lines]
+        if not found and len(rest) >= block:  # no line end in a whole block: a long line
+            yield (_long_seekable if stream.seekable() else _long_unseekable)(
+                stream, rest, max_line, block
+            )
+            rest = b""

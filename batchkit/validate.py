@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from batchkit import schemas
+from batchkit.blocks import CleanBlock, clean_block
 from batchkit.endpoints import (
     ENDPOINTS,
     Endpoint,
@@ -34,7 +35,7 @@ from batchkit.endpoints import (
 from batchkit.file_limits import total_issues
 from batchkit.issues import DEFAULT_MAX_ISSUES, Collected, FileReport, Issue, Severity
 from batchkit.limits import Limits
-from batchkit.lines import LongLine, open_binary
+from batchkit.lines import BlockItem, LongLine, open_binary, read_blocks
 from batchkit.parse_issues import (
     BOM_ISSUE,
     UTF8_BOM,
@@ -73,6 +74,9 @@ __all__ = [
 
 REQUIRED_KEYS = ("custom_id", "method", "url", "body")
 _REQUIRED_SET = frozenset(REQUIRED_KEYS)
+#: A block that is not clean is split in two until its parts are this small; then each line
+#: of the part is checked on its own.
+_SMALLEST_BLOCK = 8
 
 
 class Validator:
@@ -151,14 +155,75 @@ class Validator:
         except orjson.JSONDecodeError as error:
             found.append(parse_issue(raw, line, error))
             return self._record(found)
-        if not isinstance(record, dict):
-            found.append(not_an_object(record, line))
-            return self._record(found)
-        found.extend(self._check(record, line))
-        if not raw.isascii():  # the cheapest test first: most lines are ASCII
-            found.extend(separator_issues(raw, record, line))
-        found.extend(duplicate_key_issues(raw, record, line))
+        found.extend(self._judge(raw, record, line))
         return self._record(found)
+
+    def feed_block(self, lines: list[bytes]) -> None:
+        """Check complete lines whose ``\n`` was stripped (a block of :func:`read_blocks`).
+
+        What they report is exactly what :meth:`feed` reports for each line with its ``\n``
+        back; most blocks of most files are answered by :func:`~batchkit.blocks.clean_block`
+        in a few calls, and any other block line by line.
+        """
+        if self._line == 0 and lines:
+            self.feed(lines[0] + b"\n")  # line 1: a byte-order mark, a file not JSON Lines
+            lines = lines[1:]
+        if not lines:
+            return
+        if self._endpoint is None or self._model is None or self._not_jsonl or not self.fast_path:
+            for raw in lines:
+                self.feed(raw + b"\n")
+            return
+        try:
+            records = list(map(orjson.loads, lines))
+        except orjson.JSONDecodeError:
+            for raw in lines:
+                self.feed(raw + b"\n")
+            return
+        self._feed_parsed(lines, records)
+
+    def feed_items(self, items: Iterable[BlockItem]) -> None:
+        """Check what :func:`~batchkit.lines.read_blocks` (or ``read_lines``) yields."""
+        for item in items:
+            if type(item) is list:
+                self.feed_block(item)
+            elif isinstance(item, LongLine):
+                self.feed_too_long(item.length)
+            else:
+                self.feed(item)  # type: ignore[arg-type]
+
+    def _feed_parsed(self, lines: list[bytes], records: list[Any]) -> None:
+        """Parsed lines: all at once when the block is clean, else each half in turn."""
+        endpoint, model = self._endpoint, self._model
+        assert endpoint is not None and model is not None  # feed_block checked
+        limit = self.limits.long_custom_id
+        clean = clean_block(endpoint, model, limit, self._ids.keys(), lines, records)
+        if clean is not None:
+            self._take_clean(lines, records, clean)
+        elif len(lines) > _SMALLEST_BLOCK:  # halves in order: the first's ids count for the second
+            half = len(lines) // 2
+            self._feed_parsed(lines[:half], records[:half])
+            self._feed_parsed(lines[half:], records[half:])
+        else:
+            for raw, record in zip(lines, records, strict=True):
+                raw += b"\n"
+                self._line += 1
+                self._bytes += len(raw)
+                self._requests += 1
+                self._record(self._judge(raw, record, self._line))
+
+    def _take_clean(self, lines: list[bytes], records: list[Any], clean: CleanBlock) -> None:
+        """Account for a clean block as :meth:`feed` would for each of its lines."""
+        first = self._line + 1
+        count = len(lines)
+        self._ids.update(zip(clean.ids, range(first, first + count), strict=True))
+        self._line += count
+        self._requests += count
+        self._bytes += sum(map(len, lines)) + count
+        self._embedding_inputs += clean.embedding_inputs
+        if not clean.compact:  # keys written twice: the only thing left to report
+            for line, (raw, record) in enumerate(zip(lines, records, strict=True), start=first):
+                self._record(duplicate_key_issues(raw + b"\n", record, line))
 
     def feed_too_long(self, length: int) -> list[Issue]:
         """Count a line of ``length`` bytes that was too long to hold (read and let go).
@@ -216,6 +281,16 @@ class Validator:
         )
 
     # -- the rules --------------------------------------------------------------------------
+
+    def _judge(self, raw: bytes, record: Any, line: int) -> list[Issue]:
+        """Everything to report about the parsed line ``raw``."""
+        if not isinstance(record, dict):
+            return [not_an_object(record, line)]
+        found = self._check(record, line)
+        if not raw.isascii():  # the cheapest test first: most lines are ASCII
+            found.extend(separator_issues(raw, record, line))
+        found.extend(duplicate_key_issues(raw, record, line))
+        return found
 
     def _record(self, found: list[Issue]) -> list[Issue]:
         for issue in found:
@@ -489,9 +564,9 @@ def validate_stream(
     valid, is counted and reported without being held, so memory does not grow with it.
     """
     validator = Validator(endpoint, limits, path=path, max_issues=max_issues)
-    for raw in lines_of(lines, validator.limits.max_bytes):
-        if isinstance(raw, LongLine):
-            validator.feed_too_long(raw.length)
-        else:
-            validator.feed(raw)
+    max_line = validator.limits.max_bytes
+    items: Iterable[BlockItem] = lines_of(lines, max_line)  # refuses text
+    if hasattr(lines, "readline"):
+        items = read_blocks(lines, max_line)  # type: ignore[arg-type]
+    validator.feed_items(items)
     return validator.finish()
