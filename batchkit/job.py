@@ -46,6 +46,7 @@ __all__ = [
     "OPEN_STATES",
     "SCHEMA_VERSION",
     "Attempt",
+    "AttemptFile",
     "JobFile",
     "JobFileError",
     "Shard",
@@ -88,6 +89,7 @@ CREATE TABLE attempts (
     output_path TEXT,
     errors_path TEXT,
     note TEXT,
+    tokens INTEGER,
     updated_at REAL NOT NULL,
     UNIQUE (shard, round, try)
 );
@@ -126,6 +128,18 @@ def work_directory(job_path: str | os.PathLike[str]) -> Path:
 
 
 @dataclass(frozen=True)
+class AttemptFile:
+    """A file an attempt sends: a shard, or a round's retries of one (path relative to the
+    job's directory)."""
+
+    path: str
+    sha256: str
+    requests: int
+    #: Its prompt tokens, counted when the job has an enqueued-token limit.
+    tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class Shard:
     """One file of the built input, as round 1 sends it."""
 
@@ -155,6 +169,8 @@ class Attempt:
     output_path: str | None
     errors_path: str | None
     note: str | None
+    #: The file's prompt tokens, when the job has an enqueued-token limit.
+    tokens: int | None
 
     @property
     def key(self) -> str:
@@ -183,7 +199,7 @@ class Attempt:
 
 _ATTEMPT_COLUMNS = (
     "id, shard, round, try, path, sha256, requests, state, file_id, batch_id, status, counts, "
-    "output_path, errors_path, note"
+    "output_path, errors_path, note, tokens"
 )
 
 
@@ -383,14 +399,15 @@ class JobFile:
             if event is not None:
                 _event(db, event)
 
-    def add_shards(self, shards: Sequence[tuple[str, str, int]], meta: dict[str, str]) -> None:
-        """The built shards (path, sha256, requests), each with its round-1 attempt."""
+    def add_shards(self, shards: Sequence[AttemptFile], meta: dict[str, str]) -> None:
+        """The built shards, each with its round-1 attempt."""
         with self._change("record the shards") as db:
-            for number, (path, sha256, requests) in enumerate(shards, start=1):
+            for number, shard in enumerate(shards, start=1):
                 db.execute(
-                    "INSERT INTO shards VALUES (?, ?, ?, ?)", (number, path, sha256, requests)
+                    "INSERT INTO shards VALUES (?, ?, ?, ?)",
+                    (number, shard.path, shard.sha256, shard.requests),
                 )
-                _insert_attempt(db, number, 1, 1, path, sha256, requests)
+                _insert_attempt(db, number, 1, 1, shard)
             db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
             _event(db, "built", detail=f"{len(shards)} shard(s)")
 
@@ -444,15 +461,10 @@ class JobFile:
         shard's next try in the same round."""
         with self._change("record a refused batch") as db:
             _update(db, attempt, state="refused", note=reason, **_batch_fields(batch))
+            same_file = AttemptFile(attempt.path, attempt.sha256, attempt.requests, attempt.tokens)
+            # The upload is reused (a create answered 404 would upload it again).
             _insert_attempt(
-                db,
-                attempt.shard,
-                attempt.round,
-                attempt.try_ + 1,
-                attempt.path,
-                attempt.sha256,
-                attempt.requests,
-                file_id=attempt.file_id,  # the upload is reused (a 404 would upload again)
+                db, attempt.shard, attempt.round, attempt.try_ + 1, same_file, attempt.file_id
             )
             _event(db, "refused", attempt, reason)
 
@@ -460,10 +472,10 @@ class JobFile:
         self,
         attempt: Attempt,
         statuses: Iterable[tuple[str, str]],
-        next_round: tuple[str, str, int] | None,
+        next_round: AttemptFile | None,
     ) -> None:
         """An attempt's results are joined: each request's status, and the next round's file
-        (path, sha256, requests) when some are worth sending again."""
+        when some are worth sending again."""
         with self._change("record the results") as db:
             db.executemany(
                 "INSERT OR REPLACE INTO requests (custom_id, shard, round, status) "
@@ -476,9 +488,8 @@ class JobFile:
             _update(db, attempt, state="done")
             detail = None
             if next_round is not None:
-                path, sha256, requests = next_round
-                _insert_attempt(db, attempt.shard, attempt.round + 1, 1, path, sha256, requests)
-                detail = f"{requests} request(s) to round {attempt.round + 1}"
+                _insert_attempt(db, attempt.shard, attempt.round + 1, 1, next_round)
+                detail = f"{next_round.requests} request(s) to round {attempt.round + 1}"
             _event(db, "collected", attempt, detail)
 
     def event(self, kind: str, detail: str | None = None) -> None:
@@ -552,23 +563,22 @@ def _insert_attempt(
     shard: int,
     round_: int,
     try_: int,
-    path: str,
-    sha256: str,
-    requests: int,
+    file: AttemptFile,
     file_id: str | None = None,
 ) -> None:
     """A new attempt: ``pending``, or ``uploaded`` when its file is already on the server."""
     db.execute(
         "INSERT INTO attempts "
-        "(shard, round, try, path, sha256, requests, state, file_id, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "(shard, round, try, path, sha256, requests, tokens, state, file_id, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             shard,
             round_,
             try_,
-            path,
-            sha256,
-            requests,
+            file.path,
+            file.sha256,
+            file.requests,
+            file.tokens,
             "uploaded" if file_id else "pending",
             file_id,
             time.time(),

@@ -104,6 +104,10 @@ class Profile:
     #: (``output``, the default, and ``errors``) but its stored text does not show the name:
     #: ``type`` is UNCONFIRMED (docs/providers.md); correct it here.
     results_errors_param: str = "type"
+    #: The account's enqueued-token limit per model, when known: a file with more prompt
+    #: tokens is refused before upload.  Unset for every shipped profile (it depends on the
+    #: account's tier); ``--max-enqueued-tokens`` or ``BATCHKIT_MAX_ENQUEUED_TOKENS`` set it.
+    max_enqueued_tokens: int | None = None
 
     @property
     def default_completion_window(self) -> str:

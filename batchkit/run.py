@@ -40,6 +40,7 @@ from batchkit.job import (
     IN_FLIGHT_STATES,
     OPEN_STATES,
     Attempt,
+    AttemptFile,
     JobFile,
     JobFileError,
     default_job_path,
@@ -56,6 +57,7 @@ from batchkit.submit import (
     check_user_metadata,
     file_sha256,
 )
+from batchkit.tokens import count_file_tokens, resolve_token_limit
 
 __all__ = [
     "CAPACITY_ERRORS",
@@ -138,6 +140,8 @@ class _Settings:
     limits: dict[str, Any]
     metadata: dict[str, str]
     completion_window: str
+    max_enqueued_tokens: int | None
+    encoding: str | None
     api: dict[str, str]
 
     def as_json(self) -> str:
@@ -165,6 +169,8 @@ def run_job(
     completion_window: str = "24h",
     max_active: int = 4,
     max_rounds: int = 3,
+    max_enqueued_tokens: int | None = None,
+    encoding: str | None = None,
     restart: bool = False,
     poll_interval: float = 5.0,
     max_poll_interval: float = 60.0,
@@ -185,6 +191,10 @@ def run_job(
     - ``limits``: the split (else the client's profile's); ``metadata`` is put on every batch
       (at most 14 pairs: batchkit adds ``batchkit_job`` and ``batchkit_sha256``).
     - ``max_active`` batches at a time; ``max_rounds`` rounds (1 sends each request once).
+    - ``max_enqueued_tokens`` (else ``BATCHKIT_MAX_ENQUEUED_TOKENS``, else the profile's): the
+      account's enqueued-token limit.  Shards are split to stay under it, and the prompt
+      tokens of the job's batches in flight are kept within it: the next shard goes once an
+      earlier one has finished.  ``encoding`` names the tokenizer for an unknown model.
     - ``restart``: forget an existing job file and start again (refused while it has batches
       running: cancel them first, or they would be paid twice).
     - ``on_event`` sees what the job does; ``progress(finished, total)`` counts requests.
@@ -226,6 +236,8 @@ def run_job(
             limits=dataclasses.asdict(chosen),
             metadata=user_metadata,
             completion_window=completion_window,
+            max_enqueued_tokens=resolve_token_limit(max_enqueued_tokens, active.profile),
+            encoding=encoding,
             api={"profile": active.profile.name, "base_url": active.base_url},
         )
         with _OpenJob(job_path, paths, settings, restart) as store:
@@ -489,14 +501,13 @@ class _Runner:
                 limits=self.limits,
                 on_invalid="skip" if settings.skip_invalid else "raise",
                 overwrite=True,
+                max_tokens_per_file=settings.max_enqueued_tokens,
+                encoding=settings.encoding,
             )
         except InvalidRequestError as error:
             raise InvalidInputError(f"{items.where}: {error}; nothing was sent") from None
         check_profile_serves(self.client.profile, endpoint=built.endpoint)
-        recorded = [
-            (self._relative(output.path), file_sha256(output.path), output.requests)
-            for output in built.outputs
-        ]
+        recorded = [self._attempt_file(output.path, output.requests) for output in built.outputs]
         meta = {"endpoint": built.endpoint, "rejected": str(built.rejected)}
         if built.rejects_file is not None:
             meta["rejects_file"] = self._relative(built.rejects_file)
@@ -510,13 +521,21 @@ class _Runner:
     # --- submitting ------------------------------------------------------------------------
 
     def _submit_more(self) -> bool:
+        """Submit waiting attempts, in order, while there is room: fewer than ``max_active``
+        batches in flight, no capacity hold, and (with an enqueued-token limit) the in-flight
+        batches' prompt tokens plus the next one's within the limit (the job has one model)."""
         submitted = False
-        in_flight = len(self.store.attempts(IN_FLIGHT_STATES))
+        flying = self.store.attempts(IN_FLIGHT_STATES)
+        in_flight, tokens = len(flying), sum(attempt.tokens or 0 for attempt in flying)
+        limit = self.settings.max_enqueued_tokens
         for attempt in self.store.attempts(("pending", "uploaded")):
             if in_flight >= self.max_active or self._hold.holding():
                 break
+            if limit is not None and in_flight and tokens + (attempt.tokens or 0) > limit:
+                break  # sent once an earlier batch of the job has finished
             if self._submit(attempt):
                 in_flight += 1
+                tokens += attempt.tokens or 0
                 submitted = True
         return submitted
 
@@ -623,12 +642,12 @@ class _Runner:
             path = self.workdir / f"round-{attempt.round + 1}" / f"shard-{attempt.shard:03d}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             written = write_retry_file(self._path(attempt.path), retry, path)
-            next_round = (self._relative(path), file_sha256(path), written)
+            next_round = self._attempt_file(path, written)
         self.store.collected(attempt, statuses, next_round)
-        finished = len(statuses) - (next_round[2] if next_round else 0)
+        finished = len(statuses) - (next_round.requests if next_round else 0)
         message = f"{attempt.label}: {finished:,} finished"
         if next_round is not None:
-            message += f", {next_round[2]:,} to send again in round {attempt.round + 1}"
+            message += f", {next_round.requests:,} to send again in round {attempt.round + 1}"
         self._tell("collected", message, attempt)
 
     def _join(self, attempt: Attempt) -> Any:
@@ -731,6 +750,13 @@ class _Runner:
             shard = attempt.shard if attempt else None
             round_ = attempt.round if attempt else None
             self.on_event(RunEvent(kind, message, shard, round_))
+
+    def _attempt_file(self, path: Path, requests: int) -> AttemptFile:
+        """A file for an attempt to send; its prompt tokens counted when the job has a limit."""
+        tokens = None
+        if self.settings.max_enqueued_tokens is not None:
+            tokens = count_file_tokens(path, encoding=self.settings.encoding).prompt
+        return AttemptFile(self._relative(path), file_sha256(path), requests, tokens)
 
     def _relative(self, path: Path) -> str:
         return os.path.relpath(path, self.workdir)

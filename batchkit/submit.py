@@ -24,6 +24,7 @@ from batchkit.client import Client, expiry_policy
 from batchkit.errors import InvalidInputError, UsageError, WaitTimeout
 from batchkit.issues import FileReport, Issue
 from batchkit.limits import PROFILES, Limits, Profile, get_profile
+from batchkit.tokens import count_file_tokens, resolve_token_limit, with_token_limit
 from batchkit.validate import validate_file
 
 __all__ = [
@@ -243,6 +244,8 @@ def submit(
     completion_window: str | None = None,
     output_expires_after: int | None = None,
     limits: Limits | None = None,
+    max_enqueued_tokens: int | None = None,
+    encoding: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     on_validated: Callable[[FileReport], None] | None = None,
 ) -> SubmitResult:
@@ -263,6 +266,11 @@ def submit(
     ``output_expires_after`` (seconds): otherwise :class:`Unsupported` (or, for an endpoint
     named only by the file's lines, an ``unsupported_endpoint`` error in the report), before
     anything is sent.
+
+    ``max_enqueued_tokens`` (else ``BATCHKIT_MAX_ENQUEUED_TOKENS``, else the profile's) is the
+    account's enqueued-token limit: a file with more prompt tokens (counted exactly, offline,
+    with the model's tokenizer or ``encoding``) is refused with ``token_limit_exceeded``, as
+    the provider would refuse it after the upload; at 90% the report gets a warning.
     """
     user_metadata = dict(metadata or {})
     check_user_metadata(user_metadata)
@@ -276,9 +284,16 @@ def submit(
         output_expires_after=output_expires_after,
     )
 
-    report = validate_file(path, endpoint=endpoint, limits=limits or profile.limits)
+    token_limit = resolve_token_limit(max_enqueued_tokens, profile)
+    chosen_limits = limits or profile.limits
+    report = validate_file(path, endpoint=endpoint, limits=chosen_limits)
     if report.valid:
         _refuse_unserved_endpoint(report, profile)
+    if report.valid and token_limit is not None:
+        tokens = count_file_tokens(
+            path, endpoint=endpoint, encoding=encoding, max_line=chosen_limits.max_bytes
+        )
+        report = with_token_limit(report, tokens, token_limit)
     if not report.valid:
         message = f"{path}: {report.errors_total} error(s); nothing was sent"
         if report.errors:

@@ -40,7 +40,7 @@ import tiktoken
 
 from batchkit.errors import BatchkitError, UsageError
 from batchkit.issues import Issue
-from batchkit.limits import Limits
+from batchkit.limits import Limits, Profile
 from batchkit.lines import LongLine, open_binary, read_lines
 
 if TYPE_CHECKING:  # validate imports nothing from here; the report type is only named
@@ -58,6 +58,7 @@ __all__ = [
     "count_request_tokens",
     "encoding_for_model",
     "get_encoding",
+    "resolve_token_limit",
     "token_limit_issue",
     "with_token_limit",
 ]
@@ -568,6 +569,32 @@ def check_token_limit(
         raise UsageError(f"the enqueued-token limit must be positive, got {limit!r}")
     tokens = count_file_tokens(path, endpoint=endpoint, encoding=encoding)
     return token_limit_issue(tokens.prompt, limit, model=tokens.model)
+
+
+#: The environment variable that sets the enqueued-token limit (below the flag).
+TOKEN_LIMIT_ENV = "BATCHKIT_MAX_ENQUEUED_TOKENS"
+
+
+def resolve_token_limit(given: int | None, profile: Profile) -> int | None:
+    """The enqueued-token limit: ``given`` (the flag), else ``BATCHKIT_MAX_ENQUEUED_TOKENS``,
+    else the profile's (unset by default); ``None`` when none applies."""
+    if given is not None:
+        chosen, source = given, "--max-enqueued-tokens"
+    elif os.environ.get(TOKEN_LIMIT_ENV, "").strip():
+        text = os.environ[TOKEN_LIMIT_ENV].strip()
+        try:
+            chosen, source = int(text.replace("_", "").replace(",", "")), TOKEN_LIMIT_ENV
+        except ValueError:
+            raise UsageError(
+                f"{TOKEN_LIMIT_ENV}={text!r} is not a number of tokens (e.g. 2000000)"
+            ) from None
+    elif profile.max_enqueued_tokens is not None:
+        chosen, source = profile.max_enqueued_tokens, f"the {profile.name} profile"
+    else:
+        return None
+    if chosen < 1:
+        raise UsageError(f"the enqueued-token limit ({source}) must be positive, got {chosen}")
+    return chosen
 
 
 def with_token_limit(report: FileReport, tokens: FileTokens, limit: int) -> FileReport:

@@ -106,7 +106,7 @@ def interrupted_run(fake: FakeOrq, prompts: Path, output: Path, **kwargs: Any) -
     def stop(_seconds: float) -> None:
         raise KeyboardInterrupt
 
-    with make_client(fake) as client, pytest.raises(KeyboardInterrupt):
+    with make_client(fake, profile="orq") as client, pytest.raises(KeyboardInterrupt):
         run_job(
             prompts,
             output,
@@ -177,7 +177,7 @@ def test_python_api_prompts_in_answers_out(fake: FakeOrq, prompts: Path, tmp_pat
     fake.state.outcome_plan = {"request-000012": ["cancelled"]}
     events: list[str] = []
     seen: list[tuple[int, int]] = []
-    with make_client(fake) as client:
+    with make_client(fake, profile="orq") as client:
         result = run_job(
             prompts,
             tmp_path / "out.jsonl",
@@ -533,7 +533,7 @@ def test_an_upload_the_server_lost_between_runs_is_uploaded_again(
         (refused,) = store.attempts(("uploaded",))
     assert refused.file_id in fake.state.files and not fake.state.batches
     del fake.state.files[refused.file_id or ""]
-    with make_client(fake) as client:
+    with make_client(fake, profile="orq") as client:
         result = run_job(prompts, out, client=client, endpoint=CHAT, model="gpt-4o-mini",
                          limits=Limits(max_requests=5), max_active=1,
                          poll_interval=0.01)  # fmt: skip

@@ -297,7 +297,7 @@ NETWORK_POINTS = [
     Point("create stored, answer lost", route="create", when=lambda j, r: r.status == 200),
     Point("retrieve ends a batch, answer lost", route="retrieve",
           when=lambda job, recorded: job.ends_a_batch(recorded)),
-    Point("results about to be sent", route="download"),
+    Point("results about to be sent", route="results"),
     Point("round-2 create stored, answer lost", route="create",
           when=lambda j, r: r.status == 200 and batch_key(r.answer)[2] == 2),
     Point("retrieve ends a round-3 batch, answer lost", route="retrieve",

@@ -24,7 +24,13 @@ from batchkit.cli.common import (
     quiet_option,
     show_progress,
 )
-from batchkit.cli.options import endpoint_option, limit_override_options, resolve_limits
+from batchkit.cli.options import (
+    encoding_option,
+    endpoint_option,
+    limit_override_options,
+    max_enqueued_tokens_option,
+    resolve_limits,
+)
 from batchkit.cli.report import printable
 from batchkit.cli.results_cmd import status_lines
 from batchkit.cli.submit_cmds import MetadataPair, metadata_dict
@@ -87,6 +93,8 @@ __all__ = ["job", "run"]
     show_default=True,
     help="Rounds: 1 sends each request once; each further round resends what is worth it.",
 )
+@max_enqueued_tokens_option
+@encoding_option
 @click.option(
     "--poll-interval",
     type=click.FloatRange(min=0, min_open=True),
@@ -118,6 +126,8 @@ def run(
     completion_window: str,
     max_active: int,
     max_rounds: int,
+    max_enqueued_tokens: int | None,
+    encoding: str | None,
     poll_interval: float,
     output_format: str,
     quiet: bool,
@@ -138,7 +148,9 @@ def run(
     twice and no finished batch is downloaded twice. Another input or other options for an
     existing job file are refused (exit 2) unless --restart. A batch refused for capacity
     (token_limit_exceeded, or a 429 on create) is sent again once another batch of the job
-    has finished.
+    has finished. With --max-enqueued-tokens N (or $BATCHKIT_MAX_ENQUEUED_TOKENS) the shards
+    are split to stay under N prompt tokens and the job's batches in flight never hold more
+    than N: the next shard goes once an earlier one has finished.
 
     \b
     Exit 0 when every request succeeded; 4 when some did not after the last round (the
@@ -168,6 +180,8 @@ def run(
             completion_window=completion_window,
             max_active=max_active,
             max_rounds=max_rounds,
+            max_enqueued_tokens=max_enqueued_tokens,
+            encoding=encoding,
             restart=restart,
             poll_interval=poll_interval,
             on_event=_event_printer(bar) if events else None,

@@ -31,8 +31,10 @@ from batchkit.cli.common import (
     warn,
 )
 from batchkit.cli.options import (
+    encoding_option,
     endpoint_option,
     limit_override_options,
+    max_enqueued_tokens_option,
     resolve_limits,
     results_options,
 )
@@ -160,6 +162,8 @@ def write_github_output(values: dict[str, str]) -> None:
 @timeout_option
 @interval_option
 @limit_override_options
+@max_enqueued_tokens_option
+@encoding_option
 @format_option("text", "json")
 @quiet_option
 @api_options
@@ -184,13 +188,17 @@ def submit(
     max_requests: int | None,
     max_bytes: int | None,
     max_embedding_inputs: int | None,
+    max_enqueued_tokens: int | None,
+    encoding: str | None,
     output_format: str,
     quiet: bool,
 ) -> None:
     """Validate FILE, upload it and create a batch; optionally wait for it.
 
     Re-running with the same file reports the batch already made from it (same sha256)
-    instead of creating another, unless --force.  Exit 0 on success, 1 if the file is
+    instead of creating another, unless --force.  With --max-enqueued-tokens (or
+    $BATCHKIT_MAX_ENQUEUED_TOKENS) a file over the account's enqueued-token limit is refused
+    (token_limit_exceeded) before upload.  Exit 0 on success, 1 if the file is
     invalid or the profile does not serve its endpoint, --completion-window or
     --output-expires-after (nothing is sent), 2 on a usage error, 3 if the API or network
     fails, 4 if --wait sees the batch fail, expire or be cancelled (or, with -o, any request
@@ -231,6 +239,8 @@ def submit(
                         None if output_expires_after is None else round(output_expires_after)
                     ),
                     limits=limits,
+                    max_enqueued_tokens=max_enqueued_tokens,
+                    encoding=encoding,
                     progress=upload,
                     on_validated=None if quiet or output_format != "text" else _print_validated,
                 )
