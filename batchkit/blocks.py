@@ -82,18 +82,13 @@ def block_validator(endpoint: Endpoint, model: str, long_custom_id: int) -> Any:
     )
 
 
-def clean_block(
-    endpoint: Endpoint,
-    model: str,
-    long_custom_id: int,
-    seen: Set[str],
-    lines: list[bytes],
-    records: list[Any],
-) -> CleanBlock | None:
-    """Whether the parsed ``lines`` (line ends stripped) are all ordinary valid requests.
+def clean_records(
+    endpoint: Endpoint, model: str, long_custom_id: int, seen: Set[str], records: list[Any]
+) -> tuple[list[str], int] | None:
+    """Whether ``records`` are all ordinary valid requests: their ids and embedding inputs.
 
     ``seen`` holds the custom_ids of the lines before.  ``None`` as soon as one test fails:
-    the caller then looks at the lines one at a time.
+    the caller then looks at the records one at a time.
     """
     if not block_validator(endpoint, model, long_custom_id).is_valid(records):
         return None
@@ -106,10 +101,27 @@ def clean_block(
         unknown = set().union(*bodies).difference(known)
         if any(schemas.close_key(key, known) for key in unknown):  # a misspelled key
             return None
+    inputs = sum(map(endpoint.count_inputs, bodies)) if endpoint.counts_inputs else 0
+    return ids, inputs
+
+
+def clean_block(
+    endpoint: Endpoint,
+    model: str,
+    long_custom_id: int,
+    seen: Set[str],
+    lines: list[bytes],
+    records: list[Any],
+) -> CleanBlock | None:
+    """Whether the ``lines`` (line ends stripped), parsed as ``records``, are all ordinary
+    valid requests (:func:`clean_records`) with no raw line separator."""
+    found = clean_records(endpoint, model, long_custom_id, seen, records)
+    if found is None:
+        return None
     joined = b",".join(lines)
     if linechecks.has_line_separator(joined):
         return None
-    inputs = sum(map(endpoint.count_inputs, bodies)) if endpoint.counts_inputs else 0
+    ids, inputs = found
     return CleanBlock(ids, inputs, _written_compactly(records, joined))
 
 

@@ -88,6 +88,8 @@ _LINE_KEY_SET = frozenset(LINE_KEYS)
 #: How often (in items) the progress callback is called; it is also called once at the end.
 PROGRESS_EVERY = 1000
 _WRITE_BUFFER = 1 << 20
+#: The most requests that wait to be checked together (see :class:`_Pending`).
+PENDING = 128
 
 
 def default_custom_id(index: int, body: Any) -> str:
@@ -227,10 +229,44 @@ class _Part:
 
     def write(self, line: bytes, inputs: int, tokens: int = 0) -> None:
         self.writer.write(line)
+        self.count(len(line), inputs, tokens)
+
+    def count(self, nbytes: int, inputs: int, tokens: int) -> None:
+        """Count a request in the file (:meth:`write` it, or hold it in :class:`_Pending`)."""
         self.requests += 1
-        self.bytes += len(line)
+        self.bytes += nbytes
         self.embedding_inputs += inputs
         self.tokens += tokens
+
+    def totals(self) -> tuple[int, int, int, int]:
+        return self.requests, self.bytes, self.embedding_inputs, self.tokens
+
+    def restore(self, totals: tuple[int, int, int, int]) -> None:
+        self.requests, self.bytes, self.embedding_inputs, self.tokens = totals
+
+
+class _Pending:
+    """Requests ready to be written to the current file once the validator has seen them.
+
+    The validator answers for many ordinary requests in one call
+    (:meth:`~batchkit.validate.Validator.check_records`), so a request that passed the
+    build's own rules waits here, already counted in the file (so that the split is decided
+    as if it were written), until :data:`PENDING` wait, the file changes or the build ends.
+    """
+
+    def __init__(self) -> None:
+        self.indexes: list[int] = []
+        self.records: list[dict[str, Any]] = []
+        self.lines: list[bytes] = []
+        self.sizes: list[tuple[int, int]] = []  # (embedding inputs, tokens)
+        #: The file's totals before the first waiting request: restored if any is rejected.
+        self.totals = (0, 0, 0, 0)
+
+    def clear(self) -> None:
+        self.indexes.clear()
+        self.records.clear()
+        self.lines.clear()
+        self.sizes.clear()
 
 
 class _Builder:
@@ -264,6 +300,7 @@ class _Builder:
         self.first_reject = ""
         self.warnings: list[RequestIssue] = []
         self.warnings_total = 0
+        self.pending = _Pending()
 
     def add(self, index: int, item: Any) -> None:
         if isinstance(item, InvalidItem):
@@ -290,21 +327,58 @@ class _Builder:
             if self.tokens is not None and isinstance(body, dict):
                 tokens = self.tokens.count(self.endpoint.url, body)
             problems = self._check_size(len(line), inputs, tokens)
-        if not problems:
-            if not self.part.fits(len(line), inputs, tokens):
-                self._next_part()  # so that the file a request goes into is the one checking it
-            issues = self.part.validator.check_record(record, len(line), raw=line)
-            if issues:
-                problems = [issue for issue in issues if issue.severity == "error"]
-                if not problems:
-                    for issue in issues:
-                        self._warn(index, record["custom_id"], issue)
         if problems:
             self._reject(index, record.get("custom_id"), record, problems)
             return
+        if not self.part.fits(len(line), inputs, tokens):
+            self._flush()  # a rejected request frees its place: ask again
+            if not self.part.fits(len(line), inputs, tokens):
+                self._next_part()  # so that the file a request goes into is the one checking it
+        pending = self.pending
+        if not pending.indexes:
+            pending.totals = self.part.totals()
+        pending.indexes.append(index)
+        pending.records.append(record)
+        pending.lines.append(line)
+        pending.sizes.append((inputs, tokens))
+        self.part.count(len(line), inputs, tokens)
+        if len(pending.indexes) >= PENDING:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Check the waiting requests at once; write them, or else take them one by one."""
+        pending, part = self.pending, self.part
+        if not pending.indexes:
+            return
+        if part.validator.check_records(pending.records, pending.lines):
+            part.writer.write(b"".join(pending.lines))
+            pending.clear()
+            return
+        part.restore(pending.totals)
+        waiting = list(
+            zip(pending.indexes, pending.records, pending.lines, pending.sizes, strict=True)
+        )
+        pending.clear()
+        for index, record, line, (inputs, tokens) in waiting:
+            self._check_and_write(index, record, line, inputs, tokens)
+
+    def _check_and_write(
+        self, index: int, record: dict[str, Any], line: bytes, inputs: int, tokens: int
+    ) -> None:
+        """One request that passed the build's rules: the validator's verdict, then write."""
+        if not self.part.fits(len(line), inputs, tokens):
+            self._next_part()
+        issues = self.part.validator.check_record(record, len(line), raw=line)
+        problems = [issue for issue in issues if issue.severity == "error"]
+        if problems:
+            self._reject(index, record.get("custom_id"), record, problems)
+            return
+        for issue in issues:
+            self._warn(index, record["custom_id"], issue)
         self.part.write(line, inputs, tokens)
 
     def finish(self) -> BuildResult:
+        self._flush()
         self._next_part()
         self.rejects.close()
         if not self.done:
@@ -424,6 +498,7 @@ class _Builder:
         return []
 
     def _next_part(self) -> None:
+        self._flush()
         part = self.part
         part.writer.close()
         if part.writer.path is not None:
@@ -442,6 +517,7 @@ class _Builder:
             self.warnings.append(RequestIssue(index, custom_id, issue))
 
     def _reject(self, index: int, custom_id: Any, request: Any, problems: list[Issue]) -> None:
+        self._flush()  # the requests before this one first, in order
         if self.on_invalid == "raise":
             raise InvalidRequestError(index, custom_id, problems)
         if not self.rejected:

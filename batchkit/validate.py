@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from batchkit import schemas
-from batchkit.blocks import CleanBlock, clean_block
+from batchkit.blocks import CleanBlock, clean_block, clean_records
 from batchkit.endpoints import (
     ENDPOINTS,
     Endpoint,
@@ -35,6 +35,7 @@ from batchkit.endpoints import (
 from batchkit.file_limits import total_issues
 from batchkit.issues import DEFAULT_MAX_ISSUES, Collected, FileReport, Issue, Severity
 from batchkit.limits import Limits
+from batchkit.linechecks import has_line_separator
 from batchkit.lines import BlockItem, LongLine, open_binary, read_blocks
 from batchkit.parse_issues import (
     BOM_ISSUE,
@@ -215,15 +216,37 @@ class Validator:
     def _take_clean(self, lines: list[bytes], records: list[Any], clean: CleanBlock) -> None:
         """Account for a clean block as :meth:`feed` would for each of its lines."""
         first = self._line + 1
-        count = len(lines)
-        self._ids.update(zip(clean.ids, range(first, first + count), strict=True))
-        self._line += count
-        self._requests += count
-        self._bytes += sum(map(len, lines)) + count
-        self._embedding_inputs += clean.embedding_inputs
+        self._account(clean.ids, sum(map(len, lines)) + len(lines), clean.embedding_inputs)
         if not clean.compact:  # keys written twice: the only thing left to report
             for line, (raw, record) in enumerate(zip(lines, records, strict=True), start=first):
                 self._record(duplicate_key_issues(raw + b"\n", record, line))
+
+    def _account(self, ids: list[str], nbytes: int, inputs: int) -> None:
+        """Count requests with nothing to report, as their lines' checks one by one would."""
+        first = self._line + 1
+        self._ids.update(zip(ids, range(first, first + len(ids)), strict=True))
+        self._line += len(ids)
+        self._requests += len(ids)
+        self._bytes += nbytes
+        self._embedding_inputs += inputs
+
+    def check_records(self, records: list[dict[str, Any]], lines: list[bytes]) -> bool:
+        """Account for parsed requests written as ``lines`` when none has anything to report.
+
+        The builder's way to check many records at once: ``True`` means each was counted as
+        :meth:`check_record` would count it, with nothing to report; ``False`` means nothing
+        was counted, and :meth:`check_record` must look at each.
+        """
+        endpoint, model = self._endpoint, self._model
+        if endpoint is None or model is None or not self.fast_path:
+            return False
+        limit = self.limits.long_custom_id
+        found = clean_records(endpoint, model, limit, self._ids.keys(), records)
+        if found is None or has_line_separator(b"".join(lines)):
+            return False
+        ids, inputs = found
+        self._account(ids, sum(map(len, lines)), inputs)
+        return True
 
     def feed_too_long(self, length: int) -> list[Issue]:
         """Count a line of ``length`` bytes that was too long to hold (read and let go).

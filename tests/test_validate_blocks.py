@@ -226,11 +226,10 @@ def test_each_step_is_reported_as_the_full_checks_report_it() -> None:
 def test_each_block_path_mutant_is_caught(
     name: str, source: str, mutated: str, step: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if source in inspect.getsource(blocks.block_validator):  # clean_block looks it up here
-        monkeypatch.setattr(
-            blocks, "block_validator", _mutant(blocks.block_validator, source, mutated)
-        )
-    else:
+    for function in (blocks.block_validator, blocks.clean_records):  # looked up in blocks
+        if source in inspect.getsource(function):
+            monkeypatch.setattr(blocks, function.__name__, _mutant(function, source, mutated))
+    if source in inspect.getsource(blocks.clean_block):  # imported by the validator
         monkeypatch.setattr(
             validate_module, "clean_block", _mutant(blocks.clean_block, source, mutated)
         )

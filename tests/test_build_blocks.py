@@ -1,0 +1,100 @@
+"""The builder checks waiting requests together (build._Pending): files, rejects, warnings and
+errors come out exactly as when each request is checked on its own."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from batchkit import build as build_module
+from batchkit.build import InvalidRequestError, build_batch
+from batchkit.limits import Limits
+from batchkit.validate import Validator
+from tests.helpers import CHAT, MODEL
+
+#: Each kind of item: valid ones and ones the build's rules, the validator's errors or its
+#: warnings catch, so that a waiting block holds every kind of trouble somewhere.
+KINDS: dict[str, Any] = {
+    "valid": lambda n: {"messages": [{"role": "user", "content": f"q {n}"}]},
+    "long": lambda n: {"messages": [{"role": "user", "content": "x" * (40 + n % 90)}]},
+    "bad temperature": lambda n: {"messages": [{"role": "user", "content": "q"}], "temperature": 9},
+    "typo": lambda n: {"messages": [{"role": "user", "content": "q"}], "max_token": 5},
+    "zero cap": lambda n: {"messages": [{"role": "user", "content": "q"}], "max_tokens": 0},
+    "other model": lambda n: {"model": "other", "messages": [{"role": "user", "content": "q"}]},
+    "repeated id": lambda n: ("same-id", {"messages": [{"role": "user", "content": "q"}]}),
+    "extra key": lambda n: {"custom_id": f"x-{n}", "body": {"messages": []}, "extra": 1},
+    "not a dict": lambda n: 42,
+    "separator": lambda n: {"messages": [{"role": "user", "content": "a\u2028b"}]},
+}
+WEIGHTS = ["valid"] * 12 + ["long"] * 4 + sorted(KINDS)
+
+
+def outcome(items: list[Any], limits: Limits, on_invalid: str) -> tuple[Any, ...]:
+    """Everything a build shows: its result, every file's bytes, or the error it raised."""
+    with tempfile.TemporaryDirectory() as directory:
+        output = Path(directory) / "out.jsonl"
+        try:
+            result = build_batch(
+                items,
+                endpoint=CHAT,
+                output=output,
+                model=MODEL,
+                limits=limits,
+                on_invalid=on_invalid,  # type: ignore[arg-type]
+            )
+        except InvalidRequestError as error:
+            return ("raised", str(error), error.index)
+        shown = result.to_dict()
+        for row in shown["files"]:
+            row["path"] = Path(row["path"]).name
+        shown["rejects_file"] = shown["rejects_file"] and Path(shown["rejects_file"]).name
+        files = sorted(Path(directory).iterdir())
+        return (shown, [(path.name, path.read_bytes()) for path in files])
+
+
+def one_at_a_time(items: list[Any], limits: Limits, on_invalid: str) -> tuple[Any, ...]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Validator, "check_records", lambda self, records, lines: False)
+        return outcome(items, limits, on_invalid)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.sampled_from(WEIGHTS), min_size=1, max_size=400),
+    st.sampled_from([None, 7, 50, 300]),
+    st.sampled_from([None, 3_000, 20_000]),
+    st.sampled_from(["skip", "raise"]),
+    st.sampled_from([1, 5, 128]),
+)
+def test_waiting_requests_build_what_one_at_a_time_builds(
+    kinds: list[str], requests: int | None, nbytes: int | None, on_invalid: str, pending: int
+) -> None:
+    items = [KINDS[kind](n) for n, kind in enumerate(kinds)]
+    limits = Limits(
+        max_requests=requests or Limits().max_requests, max_bytes=nbytes or Limits().max_bytes
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build_module, "PENDING", pending)
+        assert outcome(items, limits, on_invalid) == one_at_a_time(items, limits, on_invalid)
+
+
+def test_a_clean_build_is_checked_in_blocks(tmp_path: Path) -> None:
+    calls: list[int] = []
+    real = Validator.check_records
+
+    def counted(self: Validator, records: list[Any], lines: list[bytes]) -> bool:
+        passed = real(self, records, lines)
+        calls.append(len(records) if passed else 0)
+        return passed
+
+    items = [KINDS["valid"](n) for n in range(1000)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Validator, "check_records", counted)
+        result = build_batch(items, endpoint=CHAT, output=tmp_path / "o.jsonl", model=MODEL)
+    assert result.outputs[0].requests == 1000
+    assert sum(calls) >= 1000 - build_module.PENDING  # all but the first block at most
