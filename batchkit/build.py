@@ -32,12 +32,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import orjson
 
 from batchkit import schemas
+from batchkit.build_chunks import Chunk, plain_chunk
 from batchkit.build_result import (
     BuildResult,
     InvalidItem,
@@ -90,6 +92,8 @@ PROGRESS_EVERY = 1000
 _WRITE_BUFFER = 1 << 20
 #: The most requests that wait to be checked together (see :class:`_Pending`).
 PENDING = 128
+#: How many input items the build takes at a time (see :mod:`batchkit.build_chunks`).
+CHUNK = 128
 
 
 def default_custom_id(index: int, body: Any) -> str:
@@ -164,11 +168,19 @@ def build_batch(
         tokens=None if max_tokens_per_file is None else _Tokens(max_tokens_per_file, encoding),
     )
     handled = 0
+    # Reading ahead would show where a reader stands when a request fails (the CLI names the
+    # CSV row it is on): so only in a list, or when nothing is raised.
+    ahead = isinstance(requests, (list, tuple)) or on_invalid == "skip"
+    builder.pending.most = PENDING if ahead else 1
+    items = iter(requests)
     try:
-        for handled, item in enumerate(requests, start=1):
-            builder.add(handled - 1, item)
-            if progress is not None and handled % PROGRESS_EVERY == 0:
-                progress(handled)
+        while chunk := list(islice(items, CHUNK if ahead else 1)):
+            builder.add_chunk(handled, chunk)
+            before, handled = handled, handled + len(chunk)
+            if progress is not None:
+                first = (before // PROGRESS_EVERY + 1) * PROGRESS_EVERY
+                for done in range(first, handled + 1, PROGRESS_EVERY):
+                    progress(done)
         result = builder.finish()
     except BaseException:
         files.discard()
@@ -231,6 +243,16 @@ class _Part:
         self.writer.write(line)
         self.count(len(line), inputs, tokens)
 
+    def fits_all(self, count: int, nbytes: int, inputs: int) -> bool:
+        """Whether ``count`` more requests (no tokens counted) each :meth:`fit` in turn."""
+        return (
+            self.requests > 0
+            and self._most_tokens is None
+            and self.requests + count <= self._most_requests
+            and self.bytes + nbytes <= self._most_bytes
+            and self.embedding_inputs + inputs <= self._most_inputs
+        )
+
     def count(self, nbytes: int, inputs: int, tokens: int) -> None:
         """Count a request in the file (:meth:`write` it, or hold it in :class:`_Pending`)."""
         self.requests += 1
@@ -261,6 +283,8 @@ class _Pending:
         self.sizes: list[tuple[int, int]] = []  # (embedding inputs, tokens)
         #: The file's totals before the first waiting request: restored if any is rejected.
         self.totals = (0, 0, 0, 0)
+        #: How many may wait: 1 where a request must be judged before the next is read.
+        self.most = PENDING
 
     def clear(self) -> None:
         self.indexes.clear()
@@ -301,6 +325,56 @@ class _Builder:
         self.warnings: list[RequestIssue] = []
         self.warnings_total = 0
         self.pending = _Pending()
+        #: The positions whose ids :func:`default_custom_id` made and that are not in
+        #: ``seen`` (:meth:`add_chunk`): while no other id appears, none can repeat.
+        self.generated: list[tuple[int, int]] = []
+        self.other_ids = custom_id is not default_custom_id
+
+    def add_chunk(self, start: int, items: list[Any]) -> None:
+        """Add ``items`` (the input's from position ``start``): at once when they are plain
+        bodies that pass every check, else each with :meth:`add`."""
+        chunk = None
+        if not self.other_ids and self.tokens is None:
+            chunk = plain_chunk(
+                items,
+                start,
+                url=self.endpoint.url,
+                model=self.model,
+                fill_model=self.fill_model,
+                line_keys=_LINE_KEY_SET,
+                count_inputs=self.endpoint.count_inputs if self.endpoint.counts_inputs else None,
+                max_bytes=self.limits.max_bytes,
+                max_inputs=self.limits.max_embedding_inputs,
+            )
+        if chunk is None or not self._take_chunk(start, chunk):
+            for index, item in enumerate(items, start=start):
+                self.add(index, item)
+
+    def _take_chunk(self, start: int, chunk: Chunk) -> bool:
+        """Write ``chunk`` to the current file if it all fits and the validator passes it."""
+        self._flush()
+        part, count = self.part, len(chunk.lines)
+        if not part.fits_all(count, len(chunk.data), chunk.embedding_inputs):
+            return False
+        if not part.validator.check_records(chunk.records, chunk.lines):
+            return False
+        part.writer.write(chunk.data)
+        part.requests += count
+        part.bytes += len(chunk.data)
+        part.embedding_inputs += chunk.embedding_inputs
+        self.generated.append((start, start + count))
+        return True
+
+    def _explicit_id(self) -> None:
+        """An id not made by :func:`default_custom_id` is coming: from now on every id goes
+        into ``seen``, starting with those :meth:`add_chunk` left out."""
+        if self.other_ids:
+            return
+        self.other_ids = True
+        for begin, end in self.generated:
+            for index in range(begin, end):
+                self.seen.add(default_custom_id(index, None))
+        self.generated.clear()
 
     def add(self, index: int, item: Any) -> None:
         if isinstance(item, InvalidItem):
@@ -342,7 +416,7 @@ class _Builder:
         pending.lines.append(line)
         pending.sizes.append((inputs, tokens))
         self.part.count(len(line), inputs, tokens)
-        if len(pending.indexes) >= PENDING:
+        if len(pending.indexes) >= pending.most:
             self._flush()
 
     def _flush(self) -> None:
@@ -410,6 +484,7 @@ class _Builder:
         """The full line for ``item`` (custom_id, method and url filled in), or why not."""
         url = self.endpoint.url
         if isinstance(item, tuple) and len(item) == 2:
+            self._explicit_id()
             return {"custom_id": item[0], "method": "POST", "url": url, "body": item[1]}
         if not isinstance(item, dict):
             message = (
@@ -424,6 +499,8 @@ class _Builder:
                 "url": url,
                 "body": item,
             }
+        if "custom_id" in item:
+            self._explicit_id()
         record: dict[str, Any] = {
             "custom_id": (
                 item["custom_id"]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from batchkit import build as build_module
 from batchkit.build import InvalidRequestError, build_batch
+from batchkit.errors import InvalidInputError
 from batchkit.limits import Limits
 from batchkit.validate import Validator
 from tests.helpers import CHAT, MODEL
@@ -49,6 +50,8 @@ def outcome(items: list[Any], limits: Limits, on_invalid: str) -> tuple[Any, ...
             )
         except InvalidRequestError as error:
             return ("raised", str(error), error.index)
+        except InvalidInputError as error:  # every request rejected
+            return ("raised", str(error))
         shown = result.to_dict()
         for row in shown["files"]:
             row["path"] = Path(row["path"]).name
@@ -78,9 +81,28 @@ def test_waiting_requests_build_what_one_at_a_time_builds(
     limits = Limits(
         max_requests=requests or Limits().max_requests, max_bytes=nbytes or Limits().max_bytes
     )
+    expected = one_at_a_time(items, limits, on_invalid)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(build_module, "PENDING", pending)
-        assert outcome(items, limits, on_invalid) == one_at_a_time(items, limits, on_invalid)
+        patch.setattr(build_module, "CHUNK", pending)
+        assert outcome(items, limits, on_invalid) == expected
+        assert outcome(iter(items), limits, on_invalid) == expected  # a generator: no lookahead
+
+
+@pytest.mark.parametrize("bad", [0, 1, 5, 127, 128, 300])
+def test_a_bad_request_fails_before_the_next_item_is_read(tmp_path: Path, bad: int) -> None:
+    """A reader's position names the failing item (the CLI's "in.csv:3"): no reading ahead."""
+    read: list[int] = []
+
+    def items() -> Any:
+        for n in range(400):
+            read.append(n)
+            yield KINDS["bad temperature" if n == bad else "valid"](n)
+
+    with pytest.raises(InvalidRequestError) as raised:
+        build_batch(items(), endpoint=CHAT, output=tmp_path / "o.jsonl", model=MODEL)
+    assert raised.value.index == bad
+    assert read[-1] == bad
 
 
 def test_a_clean_build_is_checked_in_blocks(tmp_path: Path) -> None:
