@@ -334,7 +334,7 @@ class _Builder:
         """Add ``items`` (the input's from position ``start``): at once when they are plain
         bodies that pass every check, else each with :meth:`add`."""
         chunk = None
-        if not self.other_ids and self.tokens is None:
+        if len(items) > 1 and not self.other_ids and self.tokens is None:
             chunk = plain_chunk(
                 items,
                 start,
@@ -362,6 +362,8 @@ class _Builder:
         part.requests += count
         part.bytes += len(chunk.data)
         part.embedding_inputs += chunk.embedding_inputs
+        if self.generated and self.generated[-1][1] == start:  # one range for a run of chunks
+            start = self.generated.pop()[0]
         self.generated.append((start, start + count))
         return True
 
@@ -403,6 +405,9 @@ class _Builder:
             problems = self._check_size(len(line), inputs, tokens)
         if problems:
             self._reject(index, record.get("custom_id"), record, problems)
+            return
+        if self.pending.most == 1:  # judged now: nothing waits
+            self._check_and_write(index, record, line, inputs, tokens)
             return
         if not self.part.fits(len(line), inputs, tokens):
             self._flush()  # a rejected request frees its place: ask again
