@@ -2,11 +2,12 @@
 
     .venv/bin/python tests/benchmarks/bench_build.py [--rounds 5] [--skip-rss]
 
-1. Speed: 50,000 chat requests, built by ``build_batch`` and by a bare loop that only wraps
-   each body in a line, ``orjson.dumps`` it and writes it; same run, one untimed warm-up of
-   each, then several rounds in alternating order; the median ratio is reported (target: at
-   most 1.5).  Two body sizes: short
-   (about 300 B) and long (about 4 KB, like the 199 MiB / 50,000-line file of DESIGN.md).
+1. Speed (issue 11's table): 50,000 chat requests, built by ``build_batch`` and by a bare
+   loop that only wraps each body in a line (id, url and model filled in), ``orjson.dumps``
+   it and writes it; same run, one untimed warm-up of each, then several rounds in
+   alternating order; the median ratio is printed in one table with each row's "must".
+   Two body sizes: short (about 100 B, the model given as ``model=``: must be at most 1.5x)
+   and long (about 4 KB, like the 199 MiB / 50,000-line file of DESIGN.md: at most 1.2x).
 2. Escaping U+2028/U+2029/U+0085: ``build_batch`` as it is and with
    ``escape_line_separators`` replaced by a no-op, alternating, on short ASCII bodies and on
    short and long bodies with non-ASCII text (target: no measurable difference, ratio ~1.0).
@@ -38,6 +39,21 @@ MODEL = "openai/gpt-4o-mini"
 REQUESTS = 50_000
 
 
+#: Issue 11's "must" for each speed row: build_batch's time over the bare loop's.
+SPEED_TARGETS = {"short": 1.5, "long": 1.2}
+
+
+def short_bodies(count: int) -> list[dict[str, Any]]:
+    """Bodies of about 100 B with no model: the build fills it in, as the bare loop does."""
+    return [
+        {
+            "messages": [{"role": "user", "content": f"Classify ticket {n}: refund not received"}],
+            "max_tokens": 5,
+        }
+        for n in range(count)
+    ]
+
+
 def bodies(count: int, words: int, word: str = "lorem ipsum ") -> list[dict[str, Any]]:
     return [
         {
@@ -60,7 +76,7 @@ def bare_loop(items: list[dict[str, Any]], path: Path) -> None:
                 "custom_id": f"request-{index + 1:06d}",
                 "method": "POST",
                 "url": CHAT,
-                "body": body,
+                "body": body if "model" in body else {"model": MODEL, **body},
             }
             stream.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
 
@@ -86,26 +102,42 @@ def alternated(rounds: int, runs: dict[str, Callable[[], Any]]) -> dict[str, lis
     return times
 
 
-def speed(rounds: int, words: int, directory: Path) -> None:
-    items = bodies(REQUESTS, words)
+def speed(rounds: int, kind: str, directory: Path) -> tuple[str, float, float]:
+    """One row of the table: (label, median bare loop, median build_batch)."""
+    items = short_bodies(REQUESTS) if kind == "short" else bodies(REQUESTS, 330)
     size = len(orjson.dumps(items[0]))
     times = alternated(
         rounds,
         {
             "loop": lambda: bare_loop(items, directory / "loop.jsonl"),
             "build": lambda: build_batch(
-                items, endpoint=CHAT, output=directory / "built.jsonl", overwrite=True
+                items, endpoint=CHAT, output=directory / "built.jsonl", overwrite=True, model=MODEL
             ),
         },
     )
     loops, builds = times["loop"], times["build"]
-    ratios = [built / loop for built, loop in zip(builds, loops, strict=True)]
     print(
-        f"speed, {REQUESTS:,} chat requests of ~{size:,} B: bare loop "
-        f"{statistics.median(loops):.3f} s, build_batch {statistics.median(builds):.3f} s, "
-        f"median ratio {statistics.median(ratios):.2f} (rounds: "
-        f"{', '.join(f'{ratio:.2f}' for ratio in ratios)}; 1 warm-up, alternated)"
+        f"speed, {REQUESTS:,} chat bodies of ~{size:,} B: bare loop "
+        + " ".join(f"{t:.3f}" for t in loops)
+        + "; build_batch "
+        + " ".join(f"{t:.3f}" for t in builds),
+        flush=True,
     )
+    return (
+        f"build_batch, {kind} bodies (~{size:,} B)",
+        statistics.median(loops),
+        statistics.median(builds),
+    )
+
+
+def table(rows: list[tuple[str, float, float]], rounds: int) -> None:
+    print("=" * 78)
+    print(f"{'time (median of ' + str(rounds) + ')':<36}{'bare':>9}{'build':>9}{'ratio':>7}  must")
+    for (label, bare, built), target in zip(rows, SPEED_TARGETS.values(), strict=True):
+        ratio = built / bare
+        verdict = "ok" if ratio <= target else "OVER TARGET"
+        print(f"{label:<36}{bare:>8.3f}s{built:>8.3f}s{ratio:>7.2f}  <= {target}: {verdict}")
+    print("=" * 78, flush=True)
 
 
 def build_with(
@@ -191,8 +223,8 @@ def main() -> None:
         rss_child(args.rss_child)
         return
     with tempfile.TemporaryDirectory() as directory:
-        for words in (20, 330):
-            speed(args.rounds, words, Path(directory))
+        rows = [speed(args.rounds, kind, Path(directory)) for kind in SPEED_TARGETS]
+        table(rows, args.rounds)
         escaping(args.rounds, Path(directory))
     if not args.skip_rss:
         memory()
