@@ -32,6 +32,7 @@ from batchkit.tokens import (
     encoding_for_model,
     get_encoding,
 )
+from batchkit.validate import validate_file
 from tests.servers.cli import clean_env, explain, json_out, run_batchkit
 
 #: The URLs tiktoken's constructors read (the cache key is their sha1).
@@ -681,3 +682,20 @@ def test_build_bad_token_options(tmp_path: Path, args: list[str], message: str) 
     )
     assert completed.returncode == 2, explain(completed)
     assert message in completed.stderr and "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize("parallel", [True, False], ids=["two-processes", "one-process"])
+def test_validate_and_count_gives_what_each_gives_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parallel: bool
+) -> None:
+    """A large file is validated in a second process while this one counts: the report and
+    the count are exactly those of validate_file and count_file_tokens, errors included."""
+    path = _chat_file(tmp_path / "batch.jsonl", 40)
+    with path.open("ab") as out:  # line 41: an error the report must carry over
+        out.write(b'{"custom_id": "bad", "method": "POST", "url": "/v1/chat/completions"}\n')
+    monkeypatch.setattr(tokens, "PARALLEL_BYTES", 0 if parallel else 1 << 40)
+    report, counted = tokens.validate_and_count(path)
+    assert report == validate_file(path)
+    assert [issue.line for issue in report.errors] == [41]
+    assert counted == count_file_tokens(path)
+    assert counted.prompt == _expected_prompt(40)

@@ -23,7 +23,7 @@ from batchkit.cli.options import (
     resolve_limits,
 )
 from batchkit.errors import UsageError
-from batchkit.tokens import FileTokens, count_file_tokens, with_token_limit
+from batchkit.tokens import FileTokens, validate_and_count, with_token_limit
 from batchkit.validate import DEFAULT_MAX_ISSUES, FileReport, validate_file
 
 
@@ -78,14 +78,15 @@ def validate(
     reports: list[FileReport] = []
     counts: list[FileTokens | None] = []
     for path in paths:
-        report = validate_file(path, endpoint=endpoint, limits=limits, max_issues=max_errors)
         tokens = None
         if counting:
-            tokens = count_file_tokens(
-                path, endpoint=endpoint, encoding=encoding, max_line=limits.max_bytes
+            report, tokens = validate_and_count(
+                path, endpoint=endpoint, limits=limits, max_issues=max_errors, encoding=encoding
             )
             if max_enqueued_tokens is not None:
                 report = with_token_limit(report, tokens, max_enqueued_tokens)
+        else:
+            report = validate_file(path, endpoint=endpoint, limits=limits, max_issues=max_errors)
         reports.append(report)
         counts.append(tokens)
         if output_format == "text":
