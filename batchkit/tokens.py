@@ -25,13 +25,14 @@ estimate that says so.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import dataclasses
 import functools
 import gzip
 import hashlib
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -634,11 +635,44 @@ def validate_and_count(
 
     if (os.cpu_count() or 1) < 2 or os.path.getsize(path) < PARALLEL_BYTES:
         return validate_file(path, **options), count()
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        validating = pool.submit(validate_file, os.fspath(path), **options)
+    # The worker runs in a session of its own, so that a Ctrl-C at the terminal interrupts
+    # this process alone (which then stops the worker) and the worker prints nothing.
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from batchkit.tokens import _validate_worker; _validate_worker()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert worker.stdin is not None and worker.stdout is not None
+        worker.stdin.write(pickle.dumps((os.fspath(path), options)))
+        worker.stdin.close()
         tokens = count()
-        return validating.result(), tokens
+        outcome = worker.stdout.read()
+        worker.wait()
+    except BaseException:  # Ctrl-C, SIGTERM, an error: the worker must not outlive this
+        worker.kill()
+        worker.wait()
+        raise
+    if worker.returncode != 0 or not outcome:
+        raise BatchkitError(f"{path}: the validating worker stopped (exit {worker.returncode})")
+    result: FileReport | BaseException = pickle.loads(outcome)
+    if isinstance(result, BaseException):
+        raise result
+    return result, tokens
+
+
+def _validate_worker() -> None:
+    """The second process of :func:`validate_and_count`: the path and options arrive pickled
+    on stdin, the report (or the BatchkitError) leaves pickled on stdout."""
+    from batchkit.validate import validate_file
+
+    path, options = pickle.loads(sys.stdin.buffer.read())
+    try:
+        result: object = validate_file(path, **options)
+    except BatchkitError as error:
+        result = error
+    sys.stdout.buffer.write(pickle.dumps(result))
 
 
 def with_token_limit(report: FileReport, tokens: FileTokens, limit: int) -> FileReport:

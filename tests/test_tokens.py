@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import random
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import orjson
+import psutil
 import pytest
 import tiktoken
 
@@ -699,3 +703,40 @@ def test_validate_and_count_gives_what_each_gives_alone(
     assert [issue.line for issue in report.errors] == [41]
     assert counted == count_file_tokens(path)
     assert counted.prompt == _expected_prompt(40)
+
+
+CHAT_URL = "/v1/chat/completions"
+
+
+def test_ctrl_c_during_validate_tokens_stops_both_processes_quietly(tmp_path: Path) -> None:
+    """With a large file the validation runs in a worker process of its own session: Ctrl-C
+    at the terminal (SIGINT to the foreground group) ends with exit 130, one line, no
+    traceback from either process, and no worker left behind."""
+    path = tmp_path / "large.jsonl"
+    with path.open("wb") as out:
+        for index in range(30_000):
+            message = {"role": "user", "content": f"hello world {index} " * 60}
+            body = {"model": "gpt-4o-mini", "messages": [message]}
+            line = {"custom_id": f"r{index}", "method": "POST", "url": CHAT_URL, "body": body}
+            out.write(orjson.dumps(line) + b"\n")
+    assert path.stat().st_size > tokens.PARALLEL_BYTES
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchkit", "validate", "--tokens", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+        start_new_session=True,
+        text=True,
+    )
+    watched = psutil.Process(process.pid)
+    deadline = time.monotonic() + 60
+    while not watched.children() and process.poll() is None:  # the worker has started
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    worker = watched.children()
+    os.killpg(process.pid, signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err == "batchkit: error: interrupted\n"
+    _gone, alive = psutil.wait_procs(worker, timeout=10)
+    assert not alive
