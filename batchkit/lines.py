@@ -142,9 +142,9 @@ def read_blocks(
             if rest:
                 yield rest
             return
-        if rest:
-            data = rest + data
         found = data.split(b"\n")
+        if rest:  # the line the last read cut: only it is copied again
+            found[0] = rest + found[0]
         rest = found.pop()
         for start in range(0, len(found), lines):
             yield found[start : start + lines]

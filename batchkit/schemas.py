@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import jsonschema_rs
 import orjson
-from jsonschema.exceptions import ValidationError, best_match
 
 from batchkit.errors import BatchkitError
+
+if TYPE_CHECKING:  # imported when a body is explained: most runs never need it (~40 ms)
+    import jsonschema
+    from jsonschema.exceptions import ValidationError
 
 # In a wheel the files live in the package ``batchkit.schema_files`` (setup.cfg maps the
 # top-level ``schemas/`` folder there); in a plain checkout they are read from ``schemas/``.
@@ -132,6 +134,8 @@ def _by_kind(node: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 @cache
 def _explaining_validator(name: str) -> jsonschema.protocols.Validator:
+    import jsonschema
+
     schema = load_schema(name)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
@@ -185,7 +189,7 @@ def body_problems(name: str, body: Any) -> list[BodyProblem]:
     problems: list[BodyProblem] = []
     seen: set[tuple[str, str]] = set()
     for error in _explaining_validator(name).iter_errors(body):
-        for problem in _explain(best_match([error])):
+        for problem in _explain(_best_match(error)):
             key = (problem.param, problem.message)
             if key not in seen:
                 seen.add(key)
@@ -193,6 +197,12 @@ def body_problems(name: str, body: Any) -> list[BodyProblem]:
     if not problems:  # the engines disagree; say so rather than call the body valid
         problems.append(BodyProblem("body", "the body does not match its schema"))
     return problems
+
+
+def _best_match(error: ValidationError) -> ValidationError:
+    from jsonschema.exceptions import best_match
+
+    return best_match([error])
 
 
 def format_path(path: Any, root: str = "body") -> str:
