@@ -248,10 +248,7 @@ def run_job(
                 settings,
                 paths,
                 work_directory(job_path),
-                max_active=max_active,
-                max_rounds=max_rounds,
-                poll_interval=poll_interval,
-                max_poll_interval=max_poll_interval,
+                pacing=_Pacing(max_active, max_rounds, poll_interval, max_poll_interval),
                 on_event=on_event,
                 progress=progress,
                 sleep=sleep,
@@ -393,6 +390,17 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+@dataclass(frozen=True)
+class _Pacing:
+    """How a run goes about its batches.  Unlike :class:`_Settings`, these may change from
+    one run of a job to the next (a resumed job may be given more rounds)."""
+
+    max_active: int
+    max_rounds: int
+    poll_interval: float
+    max_poll_interval: float
+
+
 class _Runner:
     """One run of a job: build if not built, then poll, collect and submit until done."""
 
@@ -405,10 +413,7 @@ class _Runner:
         inputs: Sequence[Path],
         workdir: Path,
         *,
-        max_active: int,
-        max_rounds: int,
-        poll_interval: float,
-        max_poll_interval: float,
+        pacing: _Pacing,
         on_event: Callable[[RunEvent], None] | None,
         progress: Callable[[int, int], None] | None,
         sleep: Callable[[float], None],
@@ -419,17 +424,14 @@ class _Runner:
         self.settings = settings
         self.inputs = inputs
         self.workdir = workdir
-        self.max_active = max_active
-        self.max_rounds = max_rounds
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
+        self.pacing = pacing
         self.on_event = on_event
         self.progress = progress
         self.sleep = sleep
         self.job_id = store.job_id
         #: After a capacity refusal: submit nothing until a batch of the job ends, or (with
-        #: none running) until this time.
-        self._hold = _CapacityHold(poll_interval)
+        #: none running) until a pause ends.
+        self._hold = _CapacityHold(pacing.poll_interval)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -437,13 +439,14 @@ class _Runner:
         if not self.store.shards():
             self._build()
         self._recover_creates()
-        delay = self.poll_interval
+        pacing = self.pacing
+        delay = pacing.poll_interval
         while True:
             changed = self._step()
             self._report_progress()
             if not self._open_attempts():
                 break
-            delay = self.poll_interval if changed else min(delay * 1.5, self.max_poll_interval)
+            delay = pacing.poll_interval if changed else min(delay * 1.5, pacing.max_poll_interval)
             self.sleep(min(delay, self._hold.remaining()) if self._hold.timed else delay)
         return self._finish(output)
 
@@ -529,7 +532,7 @@ class _Runner:
         in_flight, tokens = len(flying), sum(attempt.tokens or 0 for attempt in flying)
         limit = self.settings.max_enqueued_tokens
         for attempt in self.store.attempts(("pending", "uploaded")):
-            if in_flight >= self.max_active or self._hold.holding():
+            if in_flight >= self.pacing.max_active or self._hold.holding():
                 break
             if limit is not None and in_flight and tokens + (attempt.tokens or 0) > limit:
                 break  # sent once an earlier batch of the job has finished
@@ -638,7 +641,7 @@ class _Runner:
                 if result.line is not None and should_retry(result):
                     retry.append(result.line)
         next_round = None
-        if retry and attempt.round < self.max_rounds and not self.store.cancelled:
+        if retry and attempt.round < self.pacing.max_rounds and not self.store.cancelled:
             path = self.workdir / f"round-{attempt.round + 1}" / f"shard-{attempt.shard:03d}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             written = write_retry_file(self._path(attempt.path), retry, path)

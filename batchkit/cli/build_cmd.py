@@ -29,6 +29,7 @@ from batchkit.cli.common import (
     quiet_option,
 )
 from batchkit.cli.options import (
+    csv_options,
     encoding_option,
     endpoint_option,
     limit_options,
@@ -66,11 +67,7 @@ STDOUT = "-"
 )
 @max_enqueued_tokens_option
 @encoding_option
-@click.option(
-    "--prompt-column", help="Read CSV: the column that holds each prompt (one request a row)."
-)
-@click.option("--system", help="CSV: a system message put before every prompt (chat only).")
-@click.option("--id-column", help="CSV: the column that holds each row's custom_id.")
+@csv_options
 @click.option(
     "--skip-invalid",
     is_flag=True,

@@ -79,6 +79,26 @@ def resolve_limits(
     )
 
 
+def csv_options(func: F) -> F:
+    """``--prompt-column``, ``--system``, ``--id-column``: requests made from a CSV's rows
+    (``build`` and ``run``)."""
+    decorators = [
+        click.option(
+            "--prompt-column",
+            help="Read CSV: the column that holds each prompt (one request a row).",
+        ),
+        click.option(
+            "--system",
+            help="CSV: a system message put before every prompt (chat; on /v1/responses, "
+            "the instructions).",
+        ),
+        click.option("--id-column", help="CSV: the column that holds each row's custom_id."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
 endpoint_option = click.option(
     "--endpoint",
     type=click.Choice(list(ENDPOINTS)),

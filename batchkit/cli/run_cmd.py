@@ -25,6 +25,7 @@ from batchkit.cli.common import (
     show_progress,
 )
 from batchkit.cli.options import (
+    csv_options,
     encoding_option,
     endpoint_option,
     limit_override_options,
@@ -33,7 +34,7 @@ from batchkit.cli.options import (
 )
 from batchkit.cli.report import printable
 from batchkit.cli.results_cmd import status_lines
-from batchkit.cli.submit_cmds import MetadataPair, metadata_dict
+from batchkit.cli.submit_cmds import metadata_option
 
 if TYPE_CHECKING:
     from batchkit.run import RunEvent, RunResult
@@ -60,23 +61,15 @@ __all__ = ["job", "run"]
 @endpoint_option
 @click.option("--model", help="Fill a missing body.model with this; a different one is an error.")
 @limit_override_options
-@click.option("--prompt-column", help="Read CSV: the column that holds each prompt.")
-@click.option("--system", help="CSV: a system message put before every prompt (chat only).")
-@click.option("--id-column", help="CSV: the column that holds each row's custom_id.")
+@csv_options
 @click.option(
     "--skip-invalid",
     is_flag=True,
     help="Leave invalid requests out (listed in the job's rejects file) and send the rest.",
 )
-@click.option(
-    "--metadata",
-    "metadata_pairs",
-    type=MetadataPair(),
-    multiple=True,
-    metavar="KEY=VALUE",
-    callback=metadata_dict,
-    help="Metadata for every batch (repeatable; at most 14 pairs: batchkit adds "
-    "batchkit_job and batchkit_sha256).",
+@metadata_option(
+    "Metadata for every batch (repeatable; at most 14 pairs: batchkit adds batchkit_job and "
+    "batchkit_sha256)."
 )
 @click.option("--completion-window", default="24h", show_default=True, help="The batches' window.")
 @click.option(

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -97,6 +98,23 @@ def metadata_dict(
     return metadata
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def metadata_option(help: str) -> Callable[[F], F]:
+    """``--metadata KEY=VALUE`` (repeatable), checked as :func:`metadata_dict` checks it; the
+    command gets the pairs as ``metadata_pairs``."""
+    return click.option(
+        "--metadata",
+        "metadata_pairs",
+        type=MetadataPair(),
+        multiple=True,
+        metavar="KEY=VALUE",
+        callback=metadata_dict,
+        help=help,
+    )
+
+
 def write_github_output(values: dict[str, str]) -> None:
     """Append ``name=value`` lines to ``$GITHUB_OUTPUT`` when a workflow set it.
 
@@ -124,15 +142,9 @@ def write_github_output(values: dict[str, str]) -> None:
 @click.command()
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
 @endpoint_option
-@click.option(
-    "--metadata",
-    "metadata_pairs",
-    type=MetadataPair(),
-    multiple=True,
-    metavar="KEY=VALUE",
-    callback=metadata_dict,
-    help="Attach metadata to the batch (repeatable; at most 16 pairs; batchkit adds "
-    "batchkit_sha256 for re-run detection when you give at most 15).",
+@metadata_option(
+    "Attach metadata to the batch (repeatable; at most 16 pairs; batchkit adds "
+    "batchkit_sha256 for re-run detection when you give at most 15)."
 )
 @click.option(
     "--completion-window",
