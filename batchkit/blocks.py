@@ -137,4 +137,4 @@ def _written_compactly(records: list[Any], joined: bytes) -> bool:
         written = orjson.dumps(records)
     except orjson.JSONEncodeError:
         return False
-    return written[1:-1] == joined
+    return len(written) == len(joined) + 2 and written.startswith(joined, 1)  # no copy

@@ -112,7 +112,7 @@ def _long_unseekable(stream: BinaryIO, head: bytes, max_line: int, chunk: int) -
 #: What :func:`read_blocks` reads at a time, and the most lines it yields in one block: enough
 #: that a block of short lines is checked in a few calls, few enough that a block's parsed
 #: records stay in the CPU's caches.
-BLOCK = 1 << 18
+BLOCK = 1 << 16
 BLOCK_LINES = 64
 
 #: One item of :func:`read_blocks`: complete lines (line ends stripped), or one line as

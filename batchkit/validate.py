@@ -160,28 +160,29 @@ class Validator:
         return self._record(found)
 
     def feed_block(self, lines: list[bytes]) -> None:
-        """Check complete lines whose ``\n`` was stripped (a block of :func:`read_blocks`).
+        """Check complete lines whose line feed was stripped (a block of :func:`read_blocks`).
 
-        What they report is exactly what :meth:`feed` reports for each line with its ``\n``
-        back; most blocks of most files are answered by :func:`~batchkit.blocks.clean_block`
-        in a few calls, and any other block line by line.
+        What they report is exactly what :meth:`feed` reports for each line with its line
+        feed back; most blocks of most files are answered by
+        :func:`~batchkit.blocks.clean_block` in a few calls, and any other block line by line.
         """
         if self._line == 0 and lines:
             self.feed(lines[0] + b"\n")  # line 1: a byte-order mark, a file not JSON Lines
             lines = lines[1:]
-        if not lines:
-            return
         if self._endpoint is None or self._model is None or self._not_jsonl or not self.fast_path:
-            for raw in lines:
-                self.feed(raw + b"\n")
+            self._feed_each(lines)
             return
         try:
             records = list(map(orjson.loads, lines))
-        except orjson.JSONDecodeError:
-            for raw in lines:
-                self.feed(raw + b"\n")
+        except orjson.JSONDecodeError:  # which line, and why, is feed's to say
+            self._feed_each(lines)
             return
-        self._feed_parsed(lines, records)
+        if records:
+            self._feed_parsed(lines, records)
+
+    def _feed_each(self, lines: list[bytes]) -> None:
+        for raw in lines:
+            self.feed(raw + b"\n")
 
     def feed_items(self, items: Iterable[BlockItem]) -> None:
         """Check what :func:`~batchkit.lines.read_blocks` (or ``read_lines``) yields."""
