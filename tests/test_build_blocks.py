@@ -4,6 +4,7 @@ errors come out exactly as when each request is checked on its own."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ KINDS: dict[str, Any] = {
 WEIGHTS = ["valid"] * 12 + ["long"] * 4 + sorted(KINDS)
 
 
-def outcome(items: list[Any], limits: Limits, on_invalid: str) -> tuple[Any, ...]:
+def outcome(items: Iterable[Any], limits: Limits, on_invalid: str) -> tuple[Any, ...]:
     """Everything a build shows: its result, every file's bytes, or the error it raised."""
     with tempfile.TemporaryDirectory() as directory:
         output = Path(directory) / "out.jsonl"

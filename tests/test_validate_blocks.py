@@ -7,7 +7,7 @@ import inspect
 import io
 import textwrap
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import pytest
@@ -19,6 +19,7 @@ from batchkit import validate as validate_module
 from batchkit.lines import LongLine, read_blocks, read_lines
 from batchkit.validate import FileReport, Validator
 from tests.helpers import EMBEDDINGS, MODEL, chat_body, jsonl, request
+from tests.test_lines import _Pipe
 from tests.test_validate_fuzz import (
     _DETERMINISTIC,
     FIXED_FILES,
@@ -244,7 +245,7 @@ def test_a_dump_that_differs_sends_the_block_to_the_duplicate_key_gate() -> None
     assert not blocks._written_compactly(monkey_records, joined.replace(b":", b": ", 1))
 
 
-def _items(stream: io.BytesIO, max_line: int, block: int, lines: int) -> Iterator[Any]:
+def _items(stream: BinaryIO, max_line: int, block: int, lines: int) -> Iterator[Any]:
     for item in read_blocks(stream, max_line, block=block, lines=lines):
         if isinstance(item, list):
             yield from (line + b"\n" for line in item)
@@ -259,6 +260,8 @@ def test_read_blocks_yields_the_lines_read_lines_yields(
 ) -> None:
     for max_line in (2 * block, 3 * block + 1, 10_000):
         expected = list(read_lines(io.BytesIO(data), max_line))
-        got = list(_items(io.BytesIO(data), max_line, block, lines))
+        assert list(_items(io.BytesIO(data), max_line, block, lines)) == expected
+        pipe = io.BufferedReader(_Pipe(data))  # short reads, no seeking: stdin
+        got = list(_items(pipe, max_line, block, lines))
         assert got == expected
         assert all(not isinstance(item, LongLine) or item.length > max_line for item in got)
