@@ -167,20 +167,12 @@ def build_batch(
         on_invalid=on_invalid,
         tokens=None if max_tokens_per_file is None else _Tokens(max_tokens_per_file, encoding),
     )
-    handled = 0
     # Reading ahead would show where a reader stands when a request fails (the CLI names the
     # CSV row it is on): so only in a list, or when nothing is raised.
     ahead = isinstance(requests, (list, tuple)) or on_invalid == "skip"
     builder.pending.most = PENDING if ahead else 1
-    items = iter(requests)
     try:
-        while chunk := list(islice(items, CHUNK if ahead else 1)):
-            builder.add_chunk(handled, chunk)
-            before, handled = handled, handled + len(chunk)
-            if progress is not None:
-                first = (before // PROGRESS_EVERY + 1) * PROGRESS_EVERY
-                for done in range(first, handled + 1, PROGRESS_EVERY):
-                    progress(done)
+        handled = (_add_chunks if ahead else _add_each)(builder, requests, progress)
         result = builder.finish()
     except BaseException:
         files.discard()
@@ -188,6 +180,32 @@ def build_batch(
     if progress is not None:
         progress(handled)
     return result
+
+
+def _add_each(builder: _Builder, requests: Iterable[Any], progress: ProgressFunction | None) -> int:
+    """Add the items one at a time, each judged before the next is read; how many."""
+    handled = 0
+    for handled, item in enumerate(requests, start=1):
+        builder.add(handled - 1, item)
+        if progress is not None and handled % PROGRESS_EVERY == 0:
+            progress(handled)
+    return handled
+
+
+def _add_chunks(
+    builder: _Builder, requests: Iterable[Any], progress: ProgressFunction | None
+) -> int:
+    """Add the items :data:`CHUNK` at a time (progress as :func:`_add_each` reports it)."""
+    handled = 0
+    items = iter(requests)
+    while chunk := list(islice(items, CHUNK)):
+        builder.add_chunk(handled, chunk)
+        before, handled = handled, handled + len(chunk)
+        if progress is not None:
+            first = (before // PROGRESS_EVERY + 1) * PROGRESS_EVERY
+            for done in range(first, handled + 1, PROGRESS_EVERY):
+                progress(done)
+    return handled
 
 
 def _open_temp(path: Path) -> BinaryIO:

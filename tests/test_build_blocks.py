@@ -121,3 +121,22 @@ def test_a_clean_build_is_checked_in_blocks(tmp_path: Path) -> None:
         result = build_batch(items, endpoint=CHAT, output=tmp_path / "o.jsonl", model=MODEL)
     assert result.outputs[0].requests == 1000
     assert sum(calls) >= 1000 - build_module.PENDING  # all but the first block at most
+
+
+@pytest.mark.parametrize("count", [1, 999, 1000, 1001, 2500, 3000])
+def test_progress_is_the_same_in_chunks_as_one_at_a_time(tmp_path: Path, count: int) -> None:
+    def built(items: Iterable[Any]) -> list[int]:
+        seen: list[int] = []
+        build_batch(
+            items,
+            endpoint=CHAT,
+            output=tmp_path / "p.jsonl",
+            model=MODEL,
+            overwrite=True,
+            progress=seen.append,
+        )
+        return seen
+
+    items = [KINDS["valid"](n) for n in range(count)]
+    expected = [*range(1000, count + 1, 1000), count]
+    assert built(items) == built(iter(items)) == expected
