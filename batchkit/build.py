@@ -56,7 +56,8 @@ from batchkit.limits import Limits, get_profile
 from batchkit.linechecks import escape_line_separators
 from batchkit.outputs import STALE_TEMP_SECONDS, OutputSet, TempWriter
 from batchkit.seen_ids import SeenIds as _SeenIds
-from batchkit.tokens import TOKEN_LIMIT_EXCEEDED, PromptCounter
+from batchkit.token_files import TOKEN_LIMIT_EXCEEDED
+from batchkit.tokens import PromptCounter
 from batchkit.validate import REQUIRED_KEYS, Validator
 
 __all__ = [

@@ -36,7 +36,7 @@ from batchkit.limits import Limits
 from batchkit.result_files import Summary, write_results, write_retry_file
 from batchkit.results import Result, ResultError, iter_results, should_retry
 from batchkit.submit import HASH_KEY, check_profile_serves, file_sha256
-from batchkit.tokens import count_file_tokens
+from batchkit.token_files import count_file_tokens
 
 __all__ = [
     "CAPACITY_ERRORS",

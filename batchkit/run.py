@@ -59,7 +59,7 @@ from batchkit.submit import (
     check_user_metadata,
     file_sha256,
 )
-from batchkit.tokens import resolve_token_limit
+from batchkit.token_files import resolve_token_limit
 
 __all__ = [
     "CAPACITY_ERRORS",

@@ -24,7 +24,7 @@ from batchkit.client import Client, expiry_policy
 from batchkit.errors import InvalidInputError, UsageError, WaitTimeout
 from batchkit.issues import FileReport, Issue
 from batchkit.limits import PROFILES, Limits, Profile, get_profile
-from batchkit.tokens import count_file_tokens, resolve_token_limit, with_token_limit
+from batchkit.token_files import count_file_tokens, resolve_token_limit, with_token_limit
 from batchkit.validate import validate_file
 
 __all__ = [

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from batchkit.tokens import count_file_tokens
+from batchkit.token_files import count_file_tokens
 from tests.servers.cli import clean_env, explain, json_out, run_batchkit
 from tests.servers.fake_orq import TERMINAL, FakeOrq, RecordedRequest
 from tests.test_client import SECRET

@@ -27,11 +27,11 @@ import psutil
 import pytest
 import tiktoken
 
-from batchkit import tokens
+from batchkit import token_files, tokens
 from batchkit.errors import BatchkitError, UsageError
+from batchkit.token_files import count_file_tokens
 from batchkit.tokens import (
     TokenCounter,
-    count_file_tokens,
     count_request_tokens,
     encoding_for_model,
     get_encoding,
@@ -697,8 +697,8 @@ def test_validate_and_count_gives_what_each_gives_alone(
     path = _chat_file(tmp_path / "batch.jsonl", 40)
     with path.open("ab") as out:  # line 41: an error the report must carry over
         out.write(b'{"custom_id": "bad", "method": "POST", "url": "/v1/chat/completions"}\n')
-    monkeypatch.setattr(tokens, "PARALLEL_BYTES", 0 if parallel else 1 << 40)
-    report, counted = tokens.validate_and_count(path)
+    monkeypatch.setattr(token_files, "PARALLEL_BYTES", 0 if parallel else 1 << 40)
+    report, counted = token_files.validate_and_count(path)
     assert report == validate_file(path)
     assert [issue.line for issue in report.errors] == [41]
     assert counted == count_file_tokens(path)
@@ -719,7 +719,7 @@ def test_ctrl_c_during_validate_tokens_stops_both_processes_quietly(tmp_path: Pa
             body = {"model": "gpt-4o-mini", "messages": [message]}
             line = {"custom_id": f"r{index}", "method": "POST", "url": CHAT_URL, "body": body}
             out.write(orjson.dumps(line) + b"\n")
-    assert path.stat().st_size > tokens.PARALLEL_BYTES
+    assert path.stat().st_size > token_files.PARALLEL_BYTES
     process = subprocess.Popen(
         [sys.executable, "-m", "batchkit", "validate", "--tokens", str(path)],
         stdout=subprocess.PIPE,

@@ -18,7 +18,7 @@ from batchkit.cli.common import echo_json, format_option, handle_errors
 from batchkit.cli.options import encoding_option, endpoint_option
 from batchkit.cli.report import printable, tokens_line
 from batchkit.errors import UsageError
-from batchkit.tokens import FileTokens, count_file_tokens
+from batchkit.token_files import FileTokens, count_file_tokens
 
 #: Prices are in US dollars per million tokens, as providers list them.
 PER_TOKENS = 1_000_000

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from batchkit.issues import FileReport, Issue
-from batchkit.tokens import FileTokens
+from batchkit.token_files import FileTokens
 
 #: Characters that would let text from a file act on the reader's screen or log: C0 and C1
 #: controls (a line feed starts a new log line, so a new GitHub annotation; ESC starts a

@@ -23,7 +23,7 @@ from batchkit.cli.options import (
     resolve_limits,
 )
 from batchkit.errors import UsageError
-from batchkit.tokens import FileTokens, validate_and_count, with_token_limit
+from batchkit.token_files import FileTokens, validate_and_count, with_token_limit
 from batchkit.validate import DEFAULT_MAX_ISSUES, FileReport, validate_file
 
 

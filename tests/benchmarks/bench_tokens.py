@@ -41,7 +41,8 @@ from typing import Any
 import orjson
 from bench_validate import _Text, _timed
 
-from batchkit.tokens import get_encoding, validate_and_count
+from batchkit.token_files import validate_and_count
+from batchkit.tokens import get_encoding
 
 MIB = 1024 * 1024
 LINES = 50_000
