@@ -40,6 +40,7 @@ import orjson
 
 from batchkit import schemas
 from batchkit.build_chunks import Chunk, plain_chunk
+from batchkit.build_parts import Part, Pending, TokenSplit
 from batchkit.build_result import (
     BuildResult,
     InvalidItem,
@@ -57,8 +58,7 @@ from batchkit.linechecks import escape_line_separators
 from batchkit.outputs import STALE_TEMP_SECONDS, OutputSet, TempWriter
 from batchkit.seen_ids import SeenIds as _SeenIds
 from batchkit.token_files import TOKEN_LIMIT_EXCEEDED
-from batchkit.tokens import PromptCounter
-from batchkit.validate import REQUIRED_KEYS, Validator
+from batchkit.validate import REQUIRED_KEYS
 
 __all__ = [
     "LINE_KEYS",
@@ -91,7 +91,7 @@ _LINE_KEY_SET = frozenset(LINE_KEYS)
 #: How often (in items) the progress callback is called; it is also called once at the end.
 PROGRESS_EVERY = 1000
 _WRITE_BUFFER = 1 << 20
-#: The most requests that wait to be checked together (see :class:`_Pending`).
+#: The most requests that wait to be checked together (see :class:`~batchkit.build_parts.Pending`).
 PENDING = 128
 #: How many input items the build takes at a time (see :mod:`batchkit.build_chunks`).
 CHUNK = 128
@@ -166,7 +166,7 @@ def build_batch(
         model=model,
         custom_id=custom_id or default_custom_id,
         on_invalid=on_invalid,
-        tokens=None if max_tokens_per_file is None else _Tokens(max_tokens_per_file, encoding),
+        tokens=None if max_tokens_per_file is None else TokenSplit(max_tokens_per_file, encoding),
     )
     # Reading ahead would show where a reader stands when a request fails (the CLI names the
     # CSV row it is on): so only in a list, or when nothing is raised.
@@ -218,100 +218,6 @@ def _open_temp(path: Path) -> BinaryIO:
     return open(path, "xb", buffering=_WRITE_BUFFER)
 
 
-class _Tokens:
-    """The split by prompt tokens: the limit and the counter of each request's tokens."""
-
-    def __init__(self, limit: int, encoding: str | None) -> None:
-        self.limit = limit
-        self.count = PromptCounter(encoding)
-
-
-class _Part:
-    """One output file: its writer, its validator and what it holds so far."""
-
-    def __init__(
-        self, files: OutputSet, endpoint: str, limits: Limits, max_tokens: int | None = None
-    ) -> None:
-        self.writer = TempWriter(files)
-        # A validator per file: its own set of ids never outgrows one file.
-        self.validator = Validator(endpoint, limits)
-        self.requests = 0
-        self.bytes = 0
-        self.embedding_inputs = 0
-        self.tokens = 0
-        ratio = limits.near_limit_ratio
-        self._most_requests = fill(limits.max_requests, ratio)
-        self._most_bytes = fill(limits.max_bytes, ratio)
-        self._most_inputs = fill(limits.max_embedding_inputs, ratio)
-        self._most_tokens = None if max_tokens is None else fill(max_tokens, ratio)
-
-    def fits(self, nbytes: int, inputs: int, tokens: int = 0) -> bool:
-        """Whether one more request keeps the file within the :func:`fill` of every limit.
-
-        An empty file takes any request (the builder has checked it is within the limits
-        themselves): a request over the fill gets a file of its own rather than none.
-        """
-        return not self.requests or (
-            self.requests < self._most_requests
-            and self.bytes + nbytes <= self._most_bytes
-            and self.embedding_inputs + inputs <= self._most_inputs
-            and (self._most_tokens is None or self.tokens + tokens <= self._most_tokens)
-        )
-
-    def write(self, line: bytes, inputs: int, tokens: int = 0) -> None:
-        self.writer.write(line)
-        self.count(len(line), inputs, tokens)
-
-    def fits_all(self, count: int, nbytes: int, inputs: int) -> bool:
-        """Whether ``count`` more requests (no tokens counted) each :meth:`fit` in turn."""
-        return (
-            self.requests > 0
-            and self._most_tokens is None
-            and self.requests + count <= self._most_requests
-            and self.bytes + nbytes <= self._most_bytes
-            and self.embedding_inputs + inputs <= self._most_inputs
-        )
-
-    def count(self, nbytes: int, inputs: int, tokens: int) -> None:
-        """Count a request in the file (:meth:`write` it, or hold it in :class:`_Pending`)."""
-        self.requests += 1
-        self.bytes += nbytes
-        self.embedding_inputs += inputs
-        self.tokens += tokens
-
-    def totals(self) -> tuple[int, int, int, int]:
-        return self.requests, self.bytes, self.embedding_inputs, self.tokens
-
-    def restore(self, totals: tuple[int, int, int, int]) -> None:
-        self.requests, self.bytes, self.embedding_inputs, self.tokens = totals
-
-
-class _Pending:
-    """Requests ready to be written to the current file once the validator has seen them.
-
-    The validator answers for many ordinary requests in one call
-    (:meth:`~batchkit.validate.Validator.check_records`), so a request that passed the
-    build's own rules waits here, already counted in the file (so that the split is decided
-    as if it were written), until :data:`PENDING` wait, the file changes or the build ends.
-    """
-
-    def __init__(self) -> None:
-        self.indexes: list[int] = []
-        self.records: list[dict[str, Any]] = []
-        self.lines: list[bytes] = []
-        self.sizes: list[tuple[int, int]] = []  # (embedding inputs, tokens)
-        #: The file's totals before the first waiting request: restored if any is rejected.
-        self.totals = (0, 0, 0, 0)
-        #: How many may wait: 1 where a request must be judged before the next is read.
-        self.most = PENDING
-
-    def clear(self) -> None:
-        self.indexes.clear()
-        self.records.clear()
-        self.lines.clear()
-        self.sizes.clear()
-
-
 class _Builder:
     """The state of one build: the current file, the ids seen, the rejects."""
 
@@ -324,7 +230,7 @@ class _Builder:
         model: str | None,
         custom_id: CustomIdFunction,
         on_invalid: OnInvalid,
-        tokens: _Tokens | None = None,
+        tokens: TokenSplit | None = None,
     ) -> None:
         self.files = files
         self.endpoint = endpoint
@@ -343,7 +249,7 @@ class _Builder:
         self.first_reject = ""
         self.warnings: list[RequestIssue] = []
         self.warnings_total = 0
-        self.pending = _Pending()
+        self.pending = Pending()
         #: The positions whose ids :func:`default_custom_id` made and that are not in
         #: ``seen`` (:meth:`add_chunk`): while no other id appears, none can repeat.
         self.generated: list[tuple[int, int]] = []
@@ -608,9 +514,9 @@ class _Builder:
             )
         self.part = self._new_part()
 
-    def _new_part(self) -> _Part:
+    def _new_part(self) -> Part:
         max_tokens = None if self.tokens is None else self.tokens.limit
-        return _Part(self.files, self.endpoint.url, self.limits, max_tokens)
+        return Part(self.files, self.endpoint.url, self.limits, max_tokens)
 
     def _warn(self, index: int, custom_id: Any, issue: Issue) -> None:
         self.warnings_total += 1

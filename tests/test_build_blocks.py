@@ -1,4 +1,4 @@
-"""The builder checks waiting requests together (build._Pending): files, rejects, warnings and
+"""The builder checks waiting requests together (build_parts.Pending): files, rejects, warnings and
 errors come out exactly as when each request is checked on its own."""
 
 from __future__ import annotations
