@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
+
+# --- Ctrl-C tests (owner: cli) ------------------------------------------------------------
+# A shell starts background jobs with SIGINT ignored, and a process started so passes that on
+# to every batchkit the tests start, whose Ctrl-C tests would then see nothing happen.  A
+# handler here (not SIG_IGN) is reset to the default in each child at exec, as for a test run
+# started at a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # --- llmock and Prism (owner: cli) -------------------------------------------------------
 from tests.servers import llmock_prism
