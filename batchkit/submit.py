@@ -24,7 +24,7 @@ from batchkit.client import Client, expiry_policy
 from batchkit.errors import InvalidInputError, UsageError, WaitTimeout
 from batchkit.issues import FileReport, Issue
 from batchkit.limits import PROFILES, Limits, Profile, get_profile
-from batchkit.token_files import count_file_tokens, resolve_token_limit, with_token_limit
+from batchkit.token_files import resolve_token_limit, validate_and_count, with_token_limit
 from batchkit.validate import validate_file
 
 __all__ = [
@@ -286,13 +286,16 @@ def submit(
 
     token_limit = resolve_token_limit(max_enqueued_tokens, profile)
     chosen_limits = limits or profile.limits
-    report = validate_file(path, endpoint=endpoint, limits=chosen_limits)
+    tokens = None
+    if token_limit is None:
+        report = validate_file(path, endpoint=endpoint, limits=chosen_limits)
+    else:  # as `validate --tokens` does: a large file is counted while it is validated
+        report, tokens = validate_and_count(
+            path, endpoint=endpoint, limits=chosen_limits, encoding=encoding
+        )
     if report.valid:
         _refuse_unserved_endpoint(report, profile)
-    if report.valid and token_limit is not None:
-        tokens = count_file_tokens(
-            path, endpoint=endpoint, encoding=encoding, max_line=chosen_limits.max_bytes
-        )
+    if report.valid and tokens is not None and token_limit is not None:
         report = with_token_limit(report, tokens, token_limit)
     if not report.valid:
         message = f"{path}: {report.errors_total} error(s); nothing was sent"
