@@ -113,3 +113,32 @@ def require_endpoint(url: str) -> Endpoint:
         extra = f" (did you mean {hint}?)" if hint else ""
         raise UsageError(f"unknown endpoint {url!r}{extra}: choose one of {', '.join(ENDPOINTS)}")
     return endpoint
+
+
+def wrong_url_message(url: str, expected: str | None, endpoint_line: int | None) -> str:
+    """What to say of a line whose ``url`` is not the batch's endpoint ``expected`` (``None``
+    while no line has named one), which line ``endpoint_line`` (or ``--endpoint``) set."""
+    from batchkit.schemas import show  # here: importing schemas loads the schema engines
+
+    hint = suggest_endpoint(url)
+    if url in ENDPOINTS:
+        source = (
+            "--endpoint"
+            if endpoint_line is None
+            else f"line {endpoint_line}, the first line that names one"
+        )
+        return (
+            f'url is "{url}" but the batch endpoint is "{expected}" (from {source}); '
+            "every line of a batch must use the batch's endpoint"
+        )
+    if hint is None or (expected is not None and hint != expected):
+        known = ", ".join(f'"{name}"' for name in ENDPOINTS)
+        if expected is None:
+            return (
+                f"url is {show(url)}, which is not a batch endpoint batchkit supports "
+                f"(use one of {known})"
+            )
+        return f'url is {show(url)} but the batch endpoint is "{expected}"'
+    if missing_v1(url, hint):
+        return f'url is {show(url)} but the batch endpoint is "{hint}" (missing "/v1"?)'
+    return f'url is {show(url)}, which is not a batch endpoint: did you mean "{hint}"?'

@@ -95,3 +95,13 @@ class Collected:
             kept = self.warnings
         if issue.line is None or len(kept) < self.cap:
             kept.append(issue)
+
+    def add_all(self, other: Collected) -> None:
+        """Add what ``other`` kept and counted, as if each of its issues were added here in turn.
+
+        Those it did not keep are past its cap, so past this one's too: only counted.
+        """
+        for issue in (*other.errors, *other.warnings):
+            self.add(issue)
+        self.errors_total += other.errors_total - len(other.errors)
+        self.warnings_total += other.warnings_total - len(other.warnings)

@@ -243,6 +243,7 @@ def validate_and_count(
         "endpoint": endpoint,
         "limits": chosen,
         "max_issues": DEFAULT_MAX_ISSUES if max_issues is None else max_issues,
+        "jobs": 1,  # the second core counts tokens
     }
     if encoding is not None:
         get_encoding(encoding)  # a bad name fails before any work

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import orjson
@@ -27,10 +28,9 @@ from batchkit.blocks import CleanBlock, clean_block, clean_records
 from batchkit.endpoints import (
     ENDPOINTS,
     Endpoint,
-    missing_v1,
     named_endpoint,
     require_endpoint,
-    suggest_endpoint,
+    wrong_url_message,
 )
 from batchkit.file_limits import total_issues
 from batchkit.issues import DEFAULT_MAX_ISSUES, Collected, FileReport, Issue, Severity
@@ -304,6 +304,60 @@ class Validator:
             limits=self.limits,
         )
 
+    # -- one part of a file, checked on its own (batchkit/validate_parts.py) ----------------
+
+    def context(self) -> Context:
+        """What the next line's checks take from the lines before it, but for the ids used."""
+        return Context(
+            endpoint=self._endpoint.url if self._endpoint else None,
+            endpoint_line=self._endpoint_line,
+            guess=self._guess.url if self._guess else None,
+            model=self._model,
+            model_line=self._model_line,
+            not_jsonl=self._not_jsonl,
+        )
+
+    def resume(self, context: Context, line: int) -> None:
+        """Go on as if ``line`` lines had left ``context`` (and, here, used no custom_id)."""
+        self._endpoint = ENDPOINTS[context.endpoint] if context.endpoint else None
+        self._endpoint_line = context.endpoint_line
+        self._guess = ENDPOINTS[context.guess] if context.guess else None
+        self._model, self._model_line = context.model, context.model_line
+        self._not_jsonl = context.not_jsonl
+        self._line = line
+
+    def part(self, start: Context, line: int) -> Part:
+        """What this validator found since :meth:`resume` (``start``, ``line``) set it going."""
+        return Part(
+            start=start,
+            first_line=line,
+            end=self.context(),
+            lines=self._line - line,
+            ids=self._ids,
+            issues=self._issues,
+            bytes=self._bytes,
+            requests=self._requests,
+            embedding_inputs=self._embedding_inputs,
+        )
+
+    def join(self, part: Part) -> bool:
+        """Take ``part``'s findings as if its lines had been fed here, when they would have
+        been the same: its lines follow this validator's, with the context they started from,
+        and none used an id used here.  Otherwise nothing is taken: False."""
+        if (
+            part.first_line != self._line
+            or part.start != self.context()
+            or not self._ids.keys().isdisjoint(part.ids)
+        ):
+            return False
+        self._ids.update(part.ids)
+        self._issues.add_all(part.issues)
+        self._bytes += part.bytes
+        self._requests += part.requests
+        self._embedding_inputs += part.embedding_inputs
+        self.resume(part.end, part.first_line + part.lines)
+        return True
+
     # -- the rules --------------------------------------------------------------------------
 
     def _judge(self, raw: bytes, record: Any, line: int) -> list[Issue]:
@@ -468,33 +522,7 @@ class Validator:
         expected = self.endpoint
         if url == expected:
             return []
-        hint = suggest_endpoint(url)
-        if url in ENDPOINTS:
-            source = (
-                "--endpoint"
-                if self._endpoint_line is None
-                else f"line {self._endpoint_line}, the first line that names one"
-            )
-            message = (
-                f'url is "{url}" but the batch endpoint is "{expected}" (from {source}); '
-                "every line of a batch must use the batch's endpoint"
-            )
-        elif hint is None or (expected is not None and hint != expected):
-            known = ", ".join(f'"{name}"' for name in ENDPOINTS)
-            message = (
-                f"url is {schemas.show(url)}, which is not a batch endpoint batchkit supports "
-                f"(use one of {known})"
-                if expected is None
-                else f'url is {schemas.show(url)} but the batch endpoint is "{expected}"'
-            )
-        elif missing_v1(url, hint):
-            message = (
-                f'url is {schemas.show(url)} but the batch endpoint is "{hint}" (missing "/v1"?)'
-            )
-        else:
-            message = (
-                f'url is {schemas.show(url)}, which is not a batch endpoint: did you mean "{hint}"?'
-            )
+        message = wrong_url_message(url, expected, self._endpoint_line)
         return [Issue(line, "invalid_url", "url", message)]
 
     def _check_body(self, body: dict[str, Any], line: int, named: Endpoint | None) -> list[Issue]:
@@ -554,22 +582,63 @@ class Validator:
         return found
 
 
+@dataclass(frozen=True)
+class Context:
+    """What a line's checks take from the lines before it, besides the custom_ids they used:
+    the batch's endpoint and model, the lines that set them, and whether line 1 was JSONL."""
+
+    endpoint: str | None
+    endpoint_line: int | None
+    guess: str | None
+    model: str | None
+    model_line: int
+    not_jsonl: bool
+
+
+@dataclass
+class Part:
+    """What a validator found in some lines of a file, checked on their own: the context and
+    line it started from and ended with, and the ids, issues and totals of those lines."""
+
+    start: Context
+    first_line: int
+    end: Context
+    lines: int
+    ids: dict[str, int]
+    issues: Collected
+    bytes: int
+    requests: int
+    embedding_inputs: int
+
+
 def validate_file(
     source: Source,
     endpoint: str | None = None,
     limits: Limits | None = None,
     *,
     max_issues: int = DEFAULT_MAX_ISSUES,
+    jobs: int | None = None,
 ) -> FileReport:
     """Validate a batch file (a path, ``"-"`` for stdin, or a binary stream) in one pass.
 
-    Returns the :class:`FileReport`; never raises for a bad file, only for bad arguments
+    A large file named by its path is checked in parts by up to ``jobs`` processes at once,
+    with the same report (:mod:`batchkit.validate_parts`); ``None`` lets batchkit choose from
+    the file's size and the cores, and 1 keeps to this process.  Returns the
+    :class:`FileReport`; never raises for a bad file, only for bad arguments
     (:class:`~batchkit.errors.UsageError`) or a file that cannot be read.
     """
     if isinstance(source, (str, os.PathLike)):
         if str(source) == "-":
             return validate_stream(stdin_bytes(), "<stdin>", endpoint, limits, max_issues)
         with open_binary(source) as stream:
+            if jobs != 1:
+                from batchkit.validate_parts import (
+                    validate_parts,
+                )  # here: validate_parts imports this module
+
+                report = validate_parts(stream, str(source), endpoint, limits, max_issues, jobs)
+                if report is not None:
+                    return report
             return validate_stream(stream, str(source), endpoint, limits, max_issues)
     name = getattr(source, "name", "<stream>")
     return validate_stream(source, str(name), endpoint, limits, max_issues)

@@ -46,6 +46,13 @@ from batchkit.validate import DEFAULT_MAX_ISSUES, FileReport, validate_file
     is_flag=True,
     help="Also count each file's prompt tokens and output cap (exact, offline; tiktoken).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Check a large file in N processes at once, with the same report "
+    "(default: as many as the cores, up to 4, on a file of 8 MiB or more; 1: one process).",
+)
 @encoding_option
 @max_enqueued_tokens_option
 @quiet_option
@@ -63,6 +70,7 @@ def validate(
     count_tokens: bool,
     encoding: str | None,
     max_enqueued_tokens: int | None,
+    jobs: int | None,
     quiet: bool,
 ) -> None:
     """Check batch files (FILE, or - for stdin) against every rule, with line numbers.
@@ -86,7 +94,9 @@ def validate(
             if max_enqueued_tokens is not None:
                 report = with_token_limit(report, tokens, max_enqueued_tokens)
         else:
-            report = validate_file(path, endpoint=endpoint, limits=limits, max_issues=max_errors)
+            report = validate_file(
+                path, endpoint=endpoint, limits=limits, max_issues=max_errors, jobs=jobs
+            )
         reports.append(report)
         counts.append(tokens)
         if output_format == "text":
