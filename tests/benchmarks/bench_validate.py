@@ -21,13 +21,17 @@ It writes three files to a temporary directory, streaming, one line at a time:
 (h) 50,000 ``/v1/completions`` lines of about 200 B.
 
 Then, for (a), (g), (b), (h) and (f), it times in the same run, rounds alternating, the bare
-loop and ``validate_file`` and prints the medians and their ratio; and ``batchkit validate``
-as a process on (a) against ``python -c`` running the bare loop (issue 11's table: each
-row's "must" is printed beside it).  Peak RSS
-is measured for (a), (b), (c), (d), (f) and for a baseline that only imports batchkit and loads the
-schemas, each in a fresh subprocess, so that peaks do not mix (targets: <= 64 MB, and (a)
-within 10 MB of (c)).  Timings are printed, never asserted; only sanity is asserted (the
-files have the intended size and counts, and the validator finds them valid).
+loop, ``validate_file`` as a user calls it (a large file in parts, in forked children on
+more than one core: batchkit/validate_parts.py) and ``validate_file(jobs=1)`` (one process),
+and prints the medians and the ratios to the bare loop; and ``batchkit validate`` as a process
+on (a) against ``python -c`` running the bare loop (issue 11's table: each row's "must" is
+printed beside it).  Peak RSS is measured for (a), (b), (c), (d), (f), (g), (h) and for a
+baseline that only imports batchkit and loads the schemas, each in a fresh subprocess, so that
+peaks do not mix (targets: <= 64 MB, and (a) within 10 MB of (c)); the largest
+``ru_maxrss`` of its forked children is printed beside it (it counts the pages they share
+with it, copied at the fork, as theirs).  Timings are printed, never asserted; only sanity
+is asserted (the files have the intended size and counts, and the validator finds them
+valid).
 """
 
 from __future__ import annotations
@@ -403,6 +407,11 @@ def run_validate(path: Path) -> FileReport:
     return validate_file(path)
 
 
+def run_one_process(path: Path) -> FileReport:
+    """``validate_file`` kept to this process (``jobs=1``): the per-line work alone."""
+    return validate_file(path, jobs=1)
+
+
 _BARE_SNIPPET = """
 import sys, orjson
 loads = orjson.loads
@@ -444,26 +453,27 @@ def _timed(func: Callable[[Path], Any], path: Path) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def time_pair(path: Path, rounds: int) -> tuple[list[float], list[float], Any]:
-    """Alternates the two (order swapped every round) after one untimed warm-up of each."""
+def time_pair(path: Path, rounds: int) -> tuple[list[float], list[float], list[float], Any]:
+    """The bare loop, ``validate_file`` and ``validate_file(jobs=1)``, alternated (the order
+    turned every round) after one untimed warm-up of each."""
     bare_loop(path)
     report = run_validate(path)  # warm-up: page cache, schema compilation
-    bare_times: list[float] = []
-    validate_times: list[float] = []
+    run_one_process(path)
+    times: dict[Callable[[Path], Any], list[float]] = {
+        bare_loop: [],
+        run_validate: [],
+        run_one_process: [],
+    }
     for index in range(rounds):
-        order: list[tuple[Callable[[Path], Any], list[float]]] = [
-            (bare_loop, bare_times),
-            (run_validate, validate_times),
-        ]
-        if index % 2:
-            order.reverse()
-        for func, times in order:
+        order = list(times)
+        order = order[index % 3 :] + order[: index % 3]
+        for func in order:
             elapsed, result = _timed(func, path)
-            times.append(elapsed)
+            times[func].append(elapsed)
             if func is run_validate:
                 report = result
         del result
-    return bare_times, validate_times, report
+    return times[bare_loop], times[run_validate], times[run_one_process], report
 
 
 # -- memory -------------------------------------------------------------------------------
@@ -483,6 +493,7 @@ if len(sys.argv) > 1:
               "errors_total": report.errors_total,
               "codes": sorted({issue.code for issue in report.errors})}
 result["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result["children_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 try:
     with open("/proc/self/status") as status:
         for row in status:
@@ -513,6 +524,7 @@ def peak_rss(path: Path | None) -> dict[str, Any]:
     peak_kib = result.get("vmhwm_kib", result["maxrss_kib"])  # ru_maxrss: KiB on Linux
     result["mb"] = peak_kib / 1024
     result["maxrss_mb"] = result["maxrss_kib"] / 1024
+    result["children_mb"] = result["children_kib"] / 1024
     return result
 
 
@@ -598,6 +610,7 @@ def _run(workdir: Path, rounds: int) -> int:
 
     # -- time ------------------------------------------------------------------------------
     timing: dict[str, tuple[float, float]] = {}
+    one_process: dict[str, float] = {}
     for label, path, requests in (
         ("(a) chat 200 MiB, ~4 KB lines", chat, CHAT_LINES),
         ("(g) chat ~250 B lines", short_chat, SHORT_LINES),
@@ -606,15 +619,17 @@ def _run(workdir: Path, rounds: int) -> int:
         ("(f) responses 200 MiB", responses, CHAT_LINES),
     ):
         print(f"\ntiming {label}: {rounds} rounds + 1 warm-up ...", flush=True)
-        bare_times, validate_times, report = time_pair(path, rounds)
+        bare_times, validate_times, one_times, report = time_pair(path, rounds)
         _check_report(report, path, requests)
         if path is embeddings:
             assert report.embedding_inputs == EMBEDDING_INPUTS, report.embedding_inputs
         bare_med = statistics.median(bare_times)
         val_med = statistics.median(validate_times)
         timing[label] = (bare_med, val_med)
+        one_process[label] = statistics.median(one_times)
         print("  bare    : " + " ".join(f"{t:.3f}" for t in bare_times))
         print("  validate: " + " ".join(f"{t:.3f}" for t in validate_times))
+        print("  jobs=1  : " + " ".join(f"{t:.3f}" for t in one_times))
         print(
             f"  median bare {bare_med:.3f} s, validate {val_med:.3f} s, "
             f"ratio {val_med / bare_med:.2f}",
@@ -668,26 +683,29 @@ def _run(workdir: Path, rounds: int) -> int:
     # -- table -----------------------------------------------------------------------------
     print("\n" + "=" * 78)
     print(
-        f"{'time (median of ' + str(rounds) + ')':<32}{'bare':>9}{'validate':>10}{'ratio':>7}  must"
+        f"{'time (median of ' + str(rounds) + ')':<32}{'bare':>9}{'validate':>10}{'ratio':>7}"
+        f"  must{'':<16}jobs=1"
     )
     for label, (bare_med, val_med) in timing.items():
         ratio = val_med / bare_med
         target = ROW_TARGETS[label]
+        alone = f"{one_process[label] / bare_med:.2f}" if label in one_process else "-"
         print(
             f"{label:<32}{bare_med:>8.3f}s{val_med:>9.3f}s{ratio:>7.2f}  <= {target}: "
-            f"{_verdict(ratio <= target)}"
+            f"{_verdict(ratio <= target):<13}{alone:>6}"
         )
     print("-" * 78)
     base_mb = rss["baseline (import + schemas)"]["mb"]
     print(
         f"{'peak RSS (VmHWM)':<30}{'MB':>10}{'- baseline':>11}  "
-        f"{'target <= ' + format(TARGET_RSS_MB, '.0f') + ' MB':<27}(ru_maxrss, see peak_rss)"
+        f"{'target <= ' + format(TARGET_RSS_MB, '.0f') + ' MB':<20}(ru_maxrss) child"
     )
     for label, result in rss.items():
         ok = result["mb"] <= TARGET_RSS_MB
+        child = f"{result['children_mb']:.1f}" if result["children_kib"] else "-"
         print(
             f"{label:<30}{result['mb']:>10.1f}{result['mb'] - base_mb:>11.1f}  "
-            f"{_verdict(ok):<27}({result['maxrss_mb']:.1f})"
+            f"{_verdict(ok):<20}({result['maxrss_mb']:.1f}){child:>8}"
         )
     print("-" * 78)
     print(
