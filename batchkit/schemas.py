@@ -9,6 +9,7 @@ both engines agree on every schema.
 from __future__ import annotations
 
 import difflib
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -224,7 +225,10 @@ def show(value: Any, width: int = 60) -> str:
         return repr(value).replace("nan", "NaN").replace("inf", "Infinity")
     if isinstance(value, str) and len(value) > width:
         return orjson.dumps(value[:width]).decode()[:-1] + '..."'
-    text = orjson.dumps(value, default=repr).decode()
+    try:
+        text = orjson.dumps(value, default=repr).decode()
+    except TypeError:  # an integer past 64 bits, which only the standard parser gives
+        text = json.dumps(value, default=repr, ensure_ascii=False)
     return text if len(text) <= width else text[:width] + "..."
 
 

@@ -35,6 +35,7 @@ from batchkit.endpoints import (
 from batchkit.file_limits import total_issues
 from batchkit.issues import DEFAULT_MAX_ISSUES, Collected, FileReport, Issue, Severity
 from batchkit.limits import Limits
+from batchkit.line_patterns import LinePatterns
 from batchkit.linechecks import has_line_separator
 from batchkit.lines import BlockItem, LongLine, open_binary, read_blocks
 from batchkit.parse_issues import (
@@ -122,6 +123,7 @@ class Validator:
         self._not_jsonl = False
         #: Off only in the tests that compare the fast path with the full checks.
         self.fast_path = True
+        self._patterns = LinePatterns()
 
     # -- public -----------------------------------------------------------------------------
 
@@ -169,8 +171,15 @@ class Validator:
         if self._line == 0 and lines:
             self.feed(lines[0] + b"\n")  # line 1: a byte-order mark, a file not JSON Lines
             lines = lines[1:]
-        if self._endpoint is None or self._model is None or self._not_jsonl or not self.fast_path:
+        endpoint, model = self._endpoint, self._model
+        if endpoint is None or model is None or self._not_jsonl or not self.fast_path:
             self._feed_each(lines)
+            return
+        limit = self.limits.long_custom_id
+        clean = self._patterns.clean_lines(endpoint.url, model, limit, self._ids.keys(), lines)
+        if clean is not None:
+            ids, inputs = clean
+            self._account(ids, sum(map(len, lines)) + len(lines), inputs)
             return
         try:
             records = list(map(orjson.loads, lines))
@@ -333,7 +342,8 @@ class Validator:
             first_line=line,
             end=self.context(),
             lines=self._line - line,
-            ids=self._ids,
+            ids=list(self._ids),
+            id_lines=list(self._ids.values()),
             issues=self._issues,
             bytes=self._bytes,
             requests=self._requests,
@@ -350,7 +360,7 @@ class Validator:
             or not self._ids.keys().isdisjoint(part.ids)
         ):
             return False
-        self._ids.update(part.ids)
+        self._ids.update(zip(part.ids, part.id_lines, strict=True))
         self._issues.add_all(part.issues)
         self._bytes += part.bytes
         self._requests += part.requests
@@ -598,13 +608,15 @@ class Context:
 @dataclass
 class Part:
     """What a validator found in some lines of a file, checked on their own: the context and
-    line it started from and ended with, and the ids, issues and totals of those lines."""
+    line it started from and ended with, the custom_ids used (each with its first line), and
+    the issues and totals of those lines."""
 
     start: Context
     first_line: int
     end: Context
     lines: int
-    ids: dict[str, int]
+    ids: list[str]
+    id_lines: list[int]
     issues: Collected
     bytes: int
     requests: int
