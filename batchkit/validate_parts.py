@@ -26,6 +26,7 @@ and only from a process with one thread (a fork copies a lock another thread hol
 from __future__ import annotations
 
 import io
+import marshal
 import mmap
 import os
 import pickle
@@ -35,7 +36,7 @@ import sys
 import threading
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, cast
 
 from batchkit.issues import FileReport
@@ -51,6 +52,9 @@ MIN_PART_BYTES = 4 * MIB
 MAX_AUTO_JOBS = 4
 #: How far past a cut a line end is looked for; a longer line leaves fewer parts.
 _SEARCH = MIB
+#: How much of the file a child maps at a time to count the lines before its part (a multiple
+#: of every page size).
+_WINDOW = 16 * MIB
 
 
 def usable_cores() -> int:
@@ -171,14 +175,18 @@ class _PartJob:
 
 
 def _count_lines(fd: int, end: int) -> int:
-    """The line ends before offset ``end``: found one by one, without copying the bytes."""
+    """The line ends before offset ``end``: found one by one in the mapped file, a window at a
+    time (so that the pages it maps, which count as this process's memory, stay few)."""
     count = 0
-    with _mapped(fd) as data:
-        find = data.find
-        at = find(b"\n", 0, end)
-        while at >= 0:
-            count += 1
-            at = find(b"\n", at + 1, end)
+    for start in range(0, end, _WINDOW):
+        with mmap.mmap(
+            fd, min(_WINDOW, end - start), offset=start, access=mmap.ACCESS_READ
+        ) as data:
+            find = data.find
+            at = find(b"\n")
+            while at >= 0:
+                count += 1
+                at = find(b"\n", at + 1)
     return count
 
 
@@ -190,7 +198,7 @@ def _fork(cut: int, work: Callable[[], Part]) -> _Child:
         status = 1
         try:
             os.close(answers)
-            data = pickle.dumps(work(), protocol=pickle.HIGHEST_PROTOCOL)
+            data = _dumps(work())
             with os.fdopen(answer_to, "wb") as pipe:
                 pipe.write(data)
             status = 0
@@ -217,7 +225,7 @@ class _Child:
         self.done = True
         if status != 0 or not data:
             return None
-        return cast(Part, pickle.loads(data))  # our own child's bytes
+        return _loads(data)
 
     def stop(self) -> None:
         """Kill it if its answer was not taken (an error or Ctrl-C here, or not needed)."""
@@ -231,8 +239,19 @@ class _Child:
         self.done = True
 
 
-def _mapped(fd: int) -> mmap.mmap:
-    return mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+def _dumps(part: Part) -> bytes:
+    """A part as bytes: its ids (most of it) by ``marshal``, about twice as fast as pickle."""
+    ids = marshal.dumps((part.ids, part.id_lines))
+    rest = pickle.dumps(replace(part, ids=[], id_lines=[]), protocol=pickle.HIGHEST_PROTOCOL)
+    return len(ids).to_bytes(8, "little") + ids + rest
+
+
+def _loads(data: bytes) -> Part:
+    """The part :func:`_dumps` wrote (in a child of this process: trusted bytes)."""
+    size = int.from_bytes(data[:8], "little")
+    ids, id_lines = marshal.loads(data[8 : 8 + size])
+    part = cast(Part, pickle.loads(data[8 + size :]))
+    return replace(part, ids=ids, id_lines=id_lines)
 
 
 def _reader(fd: int, start: int, end: int) -> BinaryIO:

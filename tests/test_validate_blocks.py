@@ -265,3 +265,13 @@ def test_read_blocks_yields_the_lines_read_lines_yields(
         got = list(_items(pipe, max_line, block, lines))
         assert got == expected
         assert all(not isinstance(item, LongLine) or item.length > max_line for item in got)
+
+
+def test_a_blocks_embedding_inputs_are_counted_as_each_line_counts_them() -> None:
+    from batchkit.endpoints import ENDPOINTS, count_embedding_inputs
+
+    inputs: list[Any] = ["a", ["a", "b"], [1, 2, 3], [[1], [2, 3]], ["x"] * 7, [5], [[4]]]
+    bodies = [{"model": MODEL, "input": value} for value in inputs]
+    endpoint = ENDPOINTS[EMBEDDINGS]
+    assert endpoint.count_all_inputs(bodies) == sum(map(count_embedding_inputs, bodies)) == 15
+    assert endpoint.count_all_inputs([]) == 0

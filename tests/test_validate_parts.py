@@ -3,6 +3,7 @@ the one process gives, line for line, wherever the cuts fall and whatever the gu
 
 from __future__ import annotations
 
+import mmap
 import os
 import random
 import tempfile
@@ -284,3 +285,18 @@ def test_the_cli_gives_the_same_report_with_any_jobs(tmp_path: Path) -> None:
     bad = run_cli("validate", "--jobs", "0", str(path))
     assert bad.returncode == 2
     assert "--jobs" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_lines_are_counted_across_the_mapped_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parts_module, "_WINDOW", mmap.ALLOCATIONGRANULARITY)
+    data = b"".join(b"x" * (n % 97) + b"\n" for n in range(3000))
+    path = write(tmp_path, data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        ends = [0, 1, *range(mmap.ALLOCATIONGRANULARITY - 2, len(data), 4093), len(data)]
+        for end in ends:
+            assert parts_module._count_lines(fd, end) == data[:end].count(b"\n"), end
+    finally:
+        os.close(fd)
