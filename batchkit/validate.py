@@ -335,8 +335,9 @@ class Validator:
         self._not_jsonl = context.not_jsonl
         self._line = line
 
-    def part(self, start: Context, line: int) -> Part:
-        """What this validator found since :meth:`resume` (``start``, ``line``) set it going."""
+    def part(self, start: Context, line: int, *, last: bool = False) -> Part:
+        """What this validator found since :meth:`resume` (``start``, ``line``) set it going;
+        ``last`` when its lines end the file."""
         return Part(
             start=start,
             first_line=line,
@@ -344,6 +345,7 @@ class Validator:
             lines=self._line - line,
             ids=list(self._ids),
             id_lines=list(self._ids.values()),
+            last=last,
             issues=self._issues,
             bytes=self._bytes,
             requests=self._requests,
@@ -353,14 +355,16 @@ class Validator:
     def join(self, part: Part) -> bool:
         """Take ``part``'s findings as if its lines had been fed here, when they would have
         been the same: its lines follow this validator's, with the context they started from,
-        and none used an id used here.  Otherwise nothing is taken: False."""
+        and none used an id used here.  Otherwise nothing is taken: False.  The ids of the
+        file's last part are not kept: this validator can then report, not check more lines."""
         if (
             part.first_line != self._line
             or part.start != self.context()
             or not self._ids.keys().isdisjoint(part.ids)
         ):
             return False
-        self._ids.update(zip(part.ids, part.id_lines, strict=True))
+        if not part.last:
+            self._ids.update(zip(part.ids, part.id_lines, strict=True))
         self._issues.add_all(part.issues)
         self._bytes += part.bytes
         self._requests += part.requests
@@ -617,6 +621,8 @@ class Part:
     lines: int
     ids: list[str]
     id_lines: list[int]
+    #: The part ends the file: its ids need not be kept once they are known to be new.
+    last: bool
     issues: Collected
     bytes: int
     requests: int

@@ -50,6 +50,9 @@ MIB = 1 << 20
 MIN_PART_BYTES = 4 * MIB
 #: The most processes batchkit chooses by itself (``jobs=None``), however many cores.
 MAX_AUTO_JOBS = 4
+#: How much more of the file this process checks than each child (measured: a child's part
+#: ends 10 to 20% later than this one's when the shares are equal).
+HEAD_START = 1.12
 #: How far past a cut a line end is looked for; a longer line leaves fewer parts.
 _SEARCH = MIB
 #: How much of the file a child maps at a time to count the lines before its part (a multiple
@@ -114,9 +117,8 @@ def validate_parts(
     children: list[_Child] = []
     try:
         for cut, end in zip(cuts[1:], ends[1:], strict=True):
-            children.append(
-                _fork(cut, _PartJob(fd, cut, end, start, endpoint, limits, path, max_issues))
-            )
+            job = _PartJob(fd, cut, end, start, endpoint, limits, path, max_issues)
+            children.append(_fork(cut, job))
         _check_range(main, fd, 0, cuts[1])
         for child in children:
             part = child.answer()
@@ -137,10 +139,15 @@ def _line_one(fd: int) -> bytes | None:
 
 
 def _cuts(fd: int, size: int, parts: int) -> list[int]:
-    """Where each part starts: 0, then just after the first line end past each even share."""
+    """Where each part starts: 0, then just after the first line end past each share.
+
+    This process's share is :data:`HEAD_START` times a child's: a child first counts the
+    lines before its part, and its answer has to come back.
+    """
     cuts = [0]
+    whole = HEAD_START + parts - 1
     for index in range(1, parts):
-        at = max(size * index // parts, cuts[-1])
+        at = max(int(size * (HEAD_START + index - 1) / whole), cuts[-1])
         found = os.pread(fd, _SEARCH, at).find(b"\n")
         if found >= 0 and cuts[-1] < at + found + 1 < size:
             cuts.append(at + found + 1)
@@ -171,7 +178,7 @@ class _PartJob:
         line = _count_lines(self.fd, self.start)
         validator.resume(self.context, line)
         _check_range(validator, self.fd, self.start, self.end)
-        return validator.part(self.context, line)
+        return validator.part(self.context, line, last=self.end == os.fstat(self.fd).st_size)
 
 
 def _count_lines(fd: int, end: int) -> int:

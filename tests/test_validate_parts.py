@@ -124,6 +124,20 @@ def test_an_id_used_in_an_earlier_part_is_reported_with_its_first_line(tmp_path:
     assert "line 4" in issue.message
 
 
+def test_an_id_of_a_middle_part_used_again_in_the_last(tmp_path: Path) -> None:
+    records = valid(30)
+    records[25] = request("id-15", body("again"))
+    data = lines(*records)
+    path = write(tmp_path, data)
+    starts = line_starts(data)
+    report, joined = in_parts(path, [starts[9], starts[19]])
+    assert joined == [True, False]  # the middle part's ids were kept: the last's repeat shows
+    assert report == validate_file(path, jobs=1)
+    (issue,) = report.errors
+    assert (issue.line, issue.code) == (26, "duplicate_custom_id")
+    assert "line 16" in issue.message
+
+
 def test_a_file_that_sets_its_endpoint_and_model_after_line_one(tmp_path: Path) -> None:
     data = b'{"custom_id": broken\n' + lines(*valid(10))
     path = write(tmp_path, data)
