@@ -8,6 +8,7 @@ command's, with ``wait`` polling a batch that never ends.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -104,13 +105,36 @@ def test_ctrl_c_during_wait_says_the_batch_goes_on(orq: FakeOrq) -> None:
 
 
 def test_ctrl_c_while_validating_a_large_file(tmp_path: Path) -> None:
+    # Every line an error that must be explained (the slow path): seconds, even in parts.
     path = tmp_path / "large.jsonl"
-    path.write_bytes(jsonl(*(request(f"r{n}") for n in range(400_000))))  # about 50 MB
+    empty = {"model": "m", "messages": []}
+    path.write_bytes(jsonl(*(request(f"r{n}", empty) for n in range(200_000))))  # 22 MB
     process = start("validate", str(path), env=clean_env())
-    time.sleep(0.5)  # well into the file: it takes seconds
-    stdout, stderr = interrupt(process)
+    time.sleep(0.5)  # well into the file
+    assert process.poll() is None, "the command ended before Ctrl-C"
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    # At once: a child still checking its part (seconds of work) would be found here.
+    left = processes_naming(path)
+    for pid in left:
+        os.kill(int(pid), signal.SIGKILL)
+    assert not left, "a process checking a part of the file outlived the command"
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
     assert stdout == ""  # no verdict on a file not read to the end
     assert stderr == "batchkit: error: interrupted\n"
+
+
+def processes_naming(path: Path) -> list[str]:
+    """The processes whose command line names ``path`` (Linux's /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(path).encode() in cmdline.read_bytes():
+                found.append(cmdline.parent.name)
+        except OSError:  # gone meanwhile
+            pass
+    return found
 
 
 def test_ctrl_c_after_the_create_was_sent_says_a_batch_may_exist(
