@@ -23,6 +23,7 @@ little for trying.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Set
 from functools import lru_cache
 from typing import Any
@@ -180,13 +181,21 @@ class _Grammar:
 SPACINGS = (b"", b" ")
 
 
+#: The expressions use possessive quantifiers (``*+``), which keep ``re`` from backtracking
+#: through a long string; Python has them from 3.11.  Before, every block takes the parse path.
+AVAILABLE = sys.version_info >= (3, 11)
+
+
 @lru_cache(maxsize=32)
 def line_pattern(
     url: str, model: str, long_custom_id: int, space: bytes = b""
 ) -> re.Pattern[bytes] | None:
     """The expression for the ordinary lines of ``url`` with ``model``, spaced with
-    ``space`` (``None`` for an endpoint that has none): one line, its custom_id captured (1 to
-    ``long_custom_id`` bytes: never more characters), and for embeddings the arrays of inputs."""
+    ``space`` (``None`` for an endpoint that has none, or before Python 3.11): one line, its
+    custom_id captured (1 to ``long_custom_id`` bytes: never more characters), and for
+    embeddings the arrays of inputs."""
+    if not AVAILABLE:
+        return None
     line = _Grammar(space).line(url, model, long_custom_id)
     return None if line is None else re.compile(line, re.MULTILINE)
 

@@ -26,6 +26,10 @@ from tests.test_validate_fuzz import _DETERMINISTIC, report_without_fast_path
 
 LONG_ID = 64
 
+pytestmark = pytest.mark.skipif(
+    not line_patterns.AVAILABLE, reason="the pattern path needs Python 3.11 (possessive *+)"
+)
+
 #: Raw JSON values per key: (valid, not valid or not ordinary), around each bound.
 TO_TWO = [b"0", b"1", b"2", b"2.0", b"1.999", b"0.7"]
 ODD_NUMBERS = [b"1e0", b"1.", b"01", b".5", b"1E2", b"null", b"true", b'"0.5"', b"-0", b"-1"]

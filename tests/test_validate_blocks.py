@@ -18,7 +18,7 @@ from batchkit import blocks, validate_file
 from batchkit import validate as validate_module
 from batchkit.lines import LongLine, read_blocks, read_lines
 from batchkit.validate import FileReport, Validator
-from tests.helpers import EMBEDDINGS, MODEL, chat_body, jsonl, request
+from tests.helpers import CHAT, EMBEDDINGS, MODEL, chat_body, jsonl, request
 from tests.test_lines import _Pipe
 from tests.test_validate_fuzz import (
     _DETERMINISTIC,
@@ -275,3 +275,19 @@ def test_a_blocks_embedding_inputs_are_counted_as_each_line_counts_them() -> Non
     endpoint = ENDPOINTS[EMBEDDINGS]
     assert endpoint.count_all_inputs(bodies) == sum(map(count_embedding_inputs, bodies)) == 15
     assert endpoint.count_all_inputs([]) == 0
+
+
+def test_before_python_3_11_every_block_takes_the_parse_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from batchkit import line_patterns
+
+    monkeypatch.setattr(line_patterns, "AVAILABLE", False)
+    line_patterns.line_pattern.cache_clear()
+    try:
+        assert line_patterns.line_pattern(CHAT, MODEL, 64) is None
+        data = jsonl(*(request(f"r{n}") for n in range(200)))
+        report = validate_file(io.BytesIO(data))
+        assert report.valid and report.requests == 200
+    finally:
+        line_patterns.line_pattern.cache_clear()
