@@ -63,9 +63,8 @@ ZERO_TO_TWO = rb"(?:" + _fraction(rb"[01]") + rb"|2(?:\.0{1,12})?)"
 ZERO_TO_ONE = rb"(?:" + _fraction(rb"0") + rb"|1(?:\.0{1,12})?)"
 PENALTY = rb"-?" + ZERO_TO_TWO
 
-_CHAT_PARAMS = {
-    "max_tokens": POSITIVE,
-    "max_completion_tokens": POSITIVE,
+#: The sampling parameters chat and completions share, with the values their schemas accept.
+_SAMPLING = {
     "temperature": ZERO_TO_TWO,
     "top_p": ZERO_TO_ONE,
     "presence_penalty": PENALTY,
@@ -73,16 +72,8 @@ _CHAT_PARAMS = {
     "seed": INTEGER,
     "user": STRING,
 }
-_COMPLETION_PARAMS = {
-    "max_tokens": POSITIVE,
-    "temperature": ZERO_TO_TWO,
-    "top_p": ZERO_TO_ONE,
-    "presence_penalty": PENALTY,
-    "frequency_penalty": PENALTY,
-    "seed": INTEGER,
-    "user": STRING,
-    "suffix": STRING,
-}
+_CHAT_PARAMS = {"max_tokens": POSITIVE, "max_completion_tokens": POSITIVE, **_SAMPLING}
+_COMPLETION_PARAMS = {"max_tokens": POSITIVE, **_SAMPLING, "suffix": STRING}
 _EMBEDDING_PARAMS = {
     "encoding_format": rb'"(?:float|base64)"',
     "dimensions": POSITIVE,
