@@ -206,13 +206,14 @@ class LinePatterns:
         if self._skip:
             self._skip -= 1
             return None
+        if line_pattern(url, model, long_custom_id, self._space) is None:  # none for url
+            return None
         joined = b"\n".join(lines)
         if len(joined) > LONGEST_AVERAGE * len(lines):
             return None
         for space in (self._space, *(other for other in SPACINGS if other != self._space)):
             pattern = line_pattern(url, model, long_custom_id, space)
-            if pattern is None:
-                return None
+            assert pattern is not None  # every spacing has one where the first has
             found = pattern.findall(joined)
             if len(found) == len(lines):
                 self._space = space  # the file's spacing: tried first from now on

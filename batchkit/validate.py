@@ -32,6 +32,7 @@ from batchkit.endpoints import (
     require_endpoint,
     wrong_url_message,
 )
+from batchkit.errors import UsageError
 from batchkit.file_limits import total_issues
 from batchkit.issues import DEFAULT_MAX_ISSUES, Collected, FileReport, Issue, Severity
 from batchkit.limits import Limits
@@ -645,6 +646,8 @@ def validate_file(
     :class:`FileReport`; never raises for a bad file, only for bad arguments
     (:class:`~batchkit.errors.UsageError`) or a file that cannot be read.
     """
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"jobs must be 1 or more, not {jobs}")
     if isinstance(source, (str, os.PathLike)):
         if str(source) == "-":
             return validate_stream(stdin_bytes(), "<stdin>", endpoint, limits, max_issues)

@@ -3,6 +3,7 @@ the one process gives, line for line, wherever the cuts fall and whatever the gu
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import random
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batchkit import validate_parts as parts_module
+from batchkit.errors import UsageError
 from batchkit.limits import Limits
 from batchkit.validate import FileReport, Validator, validate_file
 from tests.helpers import chat_body, request
@@ -296,6 +298,13 @@ def test_batchkit_chooses_parts_by_size_and_cores(monkeypatch: pytest.MonkeyPatc
     assert parts_module.planned_parts(2, 3) == 2  # no more parts than bytes
     with pytest.raises(ValueError, match="jobs"):
         parts_module.planned_parts(10, 0)
+
+
+def test_jobs_below_one_is_a_usage_error_for_every_source(tmp_path: Path) -> None:
+    path = write(tmp_path, lines(*valid(2)))
+    for source in (path, io.BytesIO(path.read_bytes())):
+        with pytest.raises(UsageError, match="jobs must be 1 or more"):
+            validate_file(source, jobs=0)  # type: ignore[arg-type]
 
 
 def test_streams_and_stdin_are_checked_in_one_process(tmp_path: Path) -> None:
