@@ -117,7 +117,8 @@ def validate_parts(
     children: list[_Child] = []
     try:
         for cut, end in zip(cuts[1:], ends[1:], strict=True):
-            job = _PartJob(fd, cut, end, start, endpoint, limits, path, max_issues)
+            last = end == info.st_size
+            job = _PartJob(fd, cut, end, last, start, endpoint, limits, path, max_issues)
             children.append(_fork(cut, job))
         _check_range(main, fd, 0, cuts[1])
         for child in children:
@@ -160,11 +161,13 @@ def _check_range(validator: Validator, fd: int, start: int, end: int) -> None:
 
 @dataclass(frozen=True)
 class _PartJob:
-    """A child's work: the part from ``start`` to ``end``, from the guess in the module's note."""
+    """A child's work: the part from ``start`` to ``end`` (``last`` if the file's end), from
+    the guess in the module's note."""
 
     fd: int
     start: int
     end: int
+    last: bool
     context: Context
     endpoint: str | None
     limits: Limits | None
@@ -178,7 +181,7 @@ class _PartJob:
         line = _count_lines(self.fd, self.start)
         validator.resume(self.context, line)
         _check_range(validator, self.fd, self.start, self.end)
-        return validator.part(self.context, line, last=self.end == os.fstat(self.fd).st_size)
+        return validator.part(self.context, line, last=self.last)
 
 
 def _count_lines(fd: int, end: int) -> int:
