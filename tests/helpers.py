@@ -9,6 +9,15 @@ import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
+#: The valid samples, one file per endpoint that has one (the README's first command's list).
+SAMPLE_FILES = (
+    "chat.jsonl",
+    "embeddings.jsonl",
+    "completions.jsonl",
+    "responses.jsonl",
+    "moderations.jsonl",
+    "images.jsonl",
+)
 PEER_DATA = REPO.parent / "shared" / "peer-data"
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"

@@ -20,7 +20,7 @@ import yaml
 
 from batchkit import __version__
 from batchkit.limits import FACTS_CONFIRMED
-from tests.helpers import REPO, SAMPLES
+from tests.helpers import REPO, SAMPLE_FILES, SAMPLES
 from tests.servers.cli import clean_env, run_batchkit
 from tests.servers.offline_pip import build_wheelhouse, copy_source, offline_env
 
@@ -123,15 +123,7 @@ def test_built_wheel_installs_and_works_outside_the_checkout(tmp_path: Path) -> 
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    samples = (
-        "chat.jsonl",
-        "embeddings.jsonl",
-        "completions.jsonl",
-        "responses.jsonl",
-        "moderations.jsonl",
-        "images.jsonl",
-    )
-    for name in samples:
+    for name in SAMPLE_FILES:
         shutil.copy(SAMPLES / name, elsewhere / name)
     shutil.copy(SAMPLES / "invalid" / "every_mistake.jsonl", elsewhere / "bad.jsonl")
     batchkit = str(env_dir / "bin" / "batchkit")
@@ -145,7 +137,7 @@ def test_built_wheel_installs_and_works_outside_the_checkout(tmp_path: Path) -> 
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith(f"batchkit, version {__version__}\n")
     assert f"last confirmed {FACTS_CONFIRMED}" in version.stdout
-    good = run(batchkit, "validate", "--strict", *samples)
+    good = run(batchkit, "validate", "--strict", *SAMPLE_FILES)
     assert good.returncode == 0, good.stdout + good.stderr
     bad = run(batchkit, "validate", "bad.jsonl")
     assert bad.returncode == 1

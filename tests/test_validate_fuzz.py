@@ -20,17 +20,17 @@ from batchkit import validate as validate_module
 from batchkit import validate_file
 from batchkit.endpoints import ENDPOINTS
 from batchkit.validate import FileReport, Validator
-from tests.helpers import CHAT, COMPLETIONS, EMBEDDINGS, MODEL, SAMPLES, chat_body, request
-
-#: The valid samples, one file per endpoint that has one.
-SAMPLE_FILES = (
-    "chat.jsonl",
-    "embeddings.jsonl",
-    "completions.jsonl",
-    "responses.jsonl",
-    "moderations.jsonl",
-    "images.jsonl",
+from tests.helpers import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    MODEL,
+    SAMPLE_FILES,
+    SAMPLES,
+    chat_body,
+    request,
 )
+
 VALID_LINES = [
     line
     for name in SAMPLE_FILES
