@@ -34,7 +34,6 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any, BinaryIO, cast
@@ -119,7 +118,7 @@ def validate_parts(
         for cut, end in zip(cuts[1:], ends[1:], strict=True):
             last = end == info.st_size
             job = _PartJob(fd, cut, end, last, start, endpoint, limits, path, max_issues)
-            children.append(_fork(cut, job))
+            children.append(_fork(job))
         _check_range(main, fd, 0, cuts[1])
         for child in children:
             part = child.answer()
@@ -200,8 +199,8 @@ def _count_lines(fd: int, end: int) -> int:
     return count
 
 
-def _fork(cut: int, work: Callable[[], Part]) -> _Child:
-    """A child that does ``work`` and sends back what it returns."""
+def _fork(work: _PartJob) -> _Child:
+    """A child that does ``work`` and sends back the part it returns."""
     answers, answer_to = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: leave by os._exit, never by the parent's code (or its atexit)
@@ -215,7 +214,7 @@ def _fork(cut: int, work: Callable[[], Part]) -> _Child:
         finally:
             os._exit(status)
     os.close(answer_to)
-    return _Child(pid, answers, cut)
+    return _Child(pid, answers, work.start)
 
 
 @dataclass
