@@ -101,7 +101,7 @@ def clean_records(
         unknown = set().union(*bodies).difference(known)
         if any(schemas.close_key(key, known) for key in unknown):  # a misspelled key
             return None
-    inputs = endpoint.count_all_inputs(bodies) if endpoint.counts_inputs else 0
+    inputs = endpoint.count_all_inputs(bodies)
     return ids, inputs
 
 

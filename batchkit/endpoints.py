@@ -43,6 +43,10 @@ def _no_inputs(body: dict[str, Any]) -> int:
     return 0
 
 
+def _no_inputs_of(bodies: list[dict[str, Any]]) -> int:
+    return 0
+
+
 @dataclass(frozen=True)
 class Endpoint:
     url: str
@@ -51,16 +55,12 @@ class Endpoint:
     #: The official spec's component schema this one is written from.
     spec_component: str
     count_inputs: Callable[[dict[str, Any]], int] = _no_inputs
+    #: ``count_inputs`` summed over bodies its schema accepted, in a few calls.
+    count_all_inputs: Callable[[list[dict[str, Any]]], int] = _no_inputs_of
 
     @property
     def counts_inputs(self) -> bool:
         return self.count_inputs is not _no_inputs
-
-    def count_all_inputs(self, bodies: list[dict[str, Any]]) -> int:
-        """The inputs of ``bodies`` that its schema accepted, summed."""
-        if self.count_inputs is count_embedding_inputs:
-            return count_all_embedding_inputs(bodies)
-        return sum(map(self.count_inputs, bodies))
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -72,6 +72,7 @@ ENDPOINTS: dict[str, Endpoint] = {
             "embeddings.json",
             "CreateEmbeddingRequest",
             count_inputs=count_embedding_inputs,
+            count_all_inputs=count_all_embedding_inputs,
         ),
         Endpoint("/v1/completions", "completions.json", "CreateCompletionRequest"),
         Endpoint("/v1/responses", "responses.json", "CreateResponse"),
