@@ -17,7 +17,7 @@ that is not a request (:mod:`batchkit.parse_issues`), the warnings on a valid re
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -336,42 +336,42 @@ class Validator:
         self._not_jsonl = context.not_jsonl
         self._line = line
 
-    def part(self, start: Context, line: int, *, last: bool = False) -> Part:
-        """What this validator found since :meth:`resume` (``start``, ``line``) set it going;
-        ``last`` when its lines end the file."""
+    def part(self, start: Context, line: int) -> Part:
+        """What this validator found since :meth:`resume` (``start``, ``line``) set it going."""
         return Part(
             start=start,
             first_line=line,
             end=self.context(),
             lines=self._line - line,
             ids=list(self._ids),
-            id_lines=list(self._ids.values()),
-            last=last,
             issues=self._issues,
             bytes=self._bytes,
             requests=self._requests,
             embedding_inputs=self._embedding_inputs,
         )
 
-    def join(self, part: Part) -> bool:
-        """Take ``part``'s findings as if its lines had been fed here, when they would have
-        been the same: its lines follow this validator's, with the context they started from,
-        and none used an id used here.  Otherwise nothing is taken: False.  The ids of the
-        file's last part are not kept: this validator can then report, not check more lines."""
-        if (
-            part.first_line != self._line
-            or part.start != self.context()
-            or not self._ids.keys().isdisjoint(part.ids)
-        ):
-            return False
-        if not part.last:
-            self._ids.update(zip(part.ids, part.id_lines, strict=True))
-        self._issues.add_all(part.issues)
-        self._bytes += part.bytes
-        self._requests += part.requests
-        self._embedding_inputs += part.embedding_inputs
-        self.resume(part.end, part.first_line + part.lines)
-        return True
+    def finish_with(self, parts: Sequence[Part]) -> FileReport | None:
+        """The report on this validator's lines followed by those of ``parts`` (in file order,
+        each checked on its own), when it is the report of feeding their lines here: each part
+        starts at the line and in the context the lines before it left, and no custom_id is
+        used in two of them, or here.  Otherwise ``None``, and nothing is taken."""
+        line, context = self._line, self.context()
+        earlier: list[Set[str]] = [self._ids.keys()]
+        for index, part in enumerate(parts, start=1):
+            if part.first_line != line or part.start != context:
+                return None
+            if not all(ids.isdisjoint(part.ids) for ids in earlier):
+                return None
+            if index < len(parts):
+                earlier.append(set(part.ids))
+            line, context = part.first_line + part.lines, part.end
+        for part in parts:
+            self._issues.add_all(part.issues)
+            self._bytes += part.bytes
+            self._requests += part.requests
+            self._embedding_inputs += part.embedding_inputs
+        self.resume(context, line)
+        return self.finish()
 
     # -- the rules --------------------------------------------------------------------------
 
@@ -613,17 +613,14 @@ class Context:
 @dataclass
 class Part:
     """What a validator found in some lines of a file, checked on their own: the context and
-    line it started from and ended with, the custom_ids used (each with its first line), and
-    the issues and totals of those lines."""
+    line it started from and ended with, the custom_ids used, and the issues and totals of
+    those lines."""
 
     start: Context
     first_line: int
     end: Context
     lines: int
     ids: list[str]
-    id_lines: list[int]
-    #: The part ends the file: its ids need not be kept once they are known to be new.
-    last: bool
     issues: Collected
     bytes: int
     requests: int

@@ -4,11 +4,12 @@ the one process gives, line for line, wherever the cuts fall and whatever the gu
 from __future__ import annotations
 
 import io
-import mmap
 import os
 import random
+import select
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from batchkit import validate_parts as parts_module
 from batchkit.errors import UsageError
 from batchkit.limits import Limits
-from batchkit.validate import FileReport, Validator, validate_file
+from batchkit.validate import FileReport, Part, Validator, validate_file
 from tests.helpers import chat_body, request
 from tests.test_validate_cli import run as run_cli
 from tests.test_validate_fuzz import (
@@ -40,17 +41,19 @@ def line_starts(data: bytes) -> list[int]:
 
 @contextmanager
 def cut_at(starts: Sequence[int]) -> Iterator[list[bool]]:
-    """Parts start at 0 and at ``starts``; yields the answers of ``Validator.join``."""
+    """Parts start at 0 and at ``starts``; yields whether ``Validator.finish_with`` took the
+    children's parts (empty if it was not asked: a child failed)."""
     joined: list[bool] = []
-    real_join = Validator.join
+    real_finish_with = Validator.finish_with
 
-    def join(self: Validator, part: object) -> bool:
-        joined.append(real_join(self, part))  # type: ignore[arg-type]
-        return joined[-1]
+    def finish_with(self: Validator, parts: list[Part]) -> FileReport | None:
+        report = real_finish_with(self, parts)
+        joined.append(report is not None)
+        return report
 
     with (
         mock.patch.object(parts_module, "_cuts", lambda fd, size, parts: [0, *starts]),
-        mock.patch.object(Validator, "join", join),
+        mock.patch.object(Validator, "finish_with", finish_with),
     ):
         yield joined
 
@@ -127,7 +130,7 @@ def test_a_clean_file_is_answered_by_its_parts(tmp_path: Path) -> None:
     path = write(tmp_path, data)
     starts = line_starts(data)
     report, joined = in_parts(path, [starts[99], starts[199]])
-    assert joined == [True, True]  # each child's answer was taken, none checked again here
+    assert joined == [True]  # the children's answers were taken, none checked again here
     assert report == validate_file(path, jobs=1)
     assert report.valid and report.requests == 300
 
@@ -155,7 +158,7 @@ def test_an_id_of_a_middle_part_used_again_in_the_last(tmp_path: Path) -> None:
     path = write(tmp_path, data)
     starts = line_starts(data)
     report, joined = in_parts(path, [starts[9], starts[19]])
-    assert joined == [True, False]  # the middle part's ids were kept: the last's repeat shows
+    assert joined == [False]  # two parts used id-15: the rest is checked here
     assert report == validate_file(path, jobs=1)
     (issue,) = report.errors
     assert (issue.line, issue.code) == (26, "duplicate_custom_id")
@@ -189,7 +192,7 @@ def test_a_wrong_count_of_the_lines_before_a_part_is_not_taken(tmp_path: Path) -
     data = lines(*valid(10))
     path = write(tmp_path, data)
     real = parts_module._count_lines
-    with mock.patch.object(parts_module, "_count_lines", lambda fd, end: real(fd, end) + 1):
+    with mock.patch.object(parts_module, "_count_lines", lambda *place: real(*place) + 1):
         report, joined = in_parts(path, [line_starts(data)[4]])
     assert joined == [False]
     assert report == validate_file(path, jobs=1)
@@ -204,7 +207,7 @@ def test_issues_past_the_cap_are_counted_across_parts(tmp_path: Path) -> None:
     starts = line_starts(data)
     for cap in (1, 5, 13, 100):
         report, joined = in_parts(path, [starts[10], starts[25]], max_issues=cap)
-        assert joined == [True, True]
+        assert joined == [True]
         assert report == validate_file(path, jobs=1, max_issues=cap)
         assert len(report.errors) == min(cap, report.errors_total)
 
@@ -245,10 +248,10 @@ def test_a_child_that_fails_leaves_its_part_to_this_process(tmp_path: Path) -> N
     data = lines(*valid(20))
     path = write(tmp_path, data)
 
-    def fail(self: object) -> None:
+    def fail(self: object, *args: object) -> None:
         raise RuntimeError("a child that dies")
 
-    with mock.patch.object(parts_module._PartJob, "__call__", fail):
+    with mock.patch.object(parts_module._PartJob, "check", fail):
         report, joined = in_parts(path, [line_starts(data)[9]])
     assert joined == []  # no answer to join
     assert report == validate_file(path, jobs=1)
@@ -272,6 +275,121 @@ def test_ctrl_c_here_stops_the_children(tmp_path: Path) -> None:
     ):
         in_parts(path, [line_starts(data)[5], line_starts(data)[12]])
     assert_no_children_left()
+
+
+# -- a slow child gives the tail of its part to this process ----------------------------------
+
+
+@contextmanager
+def slow_children(monkeypatch: pytest.MonkeyPatch, pause: float = 0.02) -> Iterator[list[int]]:
+    """Children that pause before each read (a core at a fraction of the other's speed), and
+    give up tails of any size; yields where each tail taken here starts."""
+    parent = os.getpid()
+    real_read = parts_module._GivingRange.readinto
+    real_tail = parts_module._PartJob.tail
+    tails: list[int] = []
+
+    def slow_read(self: parts_module._GivingRange, buffer: object) -> int:
+        if os.getpid() != parent:
+            time.sleep(pause)
+        return real_read(self, buffer)
+
+    def tail(self: parts_module._PartJob, start: int, end: int) -> parts_module._PartJob:
+        tails.append(start)
+        return real_tail(self, start, end)
+
+    monkeypatch.setattr(parts_module, "MIN_TAIL_BYTES", 2048)
+    monkeypatch.setattr(parts_module._GivingRange, "readinto", slow_read)
+    monkeypatch.setattr(parts_module._PartJob, "tail", tail)
+    yield tails
+
+
+def many_lines(count: int, bad_every: int = 0) -> list[object]:
+    """``count`` valid requests, but for every ``bad_every``-th (none if 0), out of range."""
+    records = valid(count)
+    if bad_every:
+        for at in range(bad_every - 1, count, bad_every):
+            records[at] = request(f"bad-{at}", body("x", temperature=9))
+    return records
+
+
+def test_a_slow_childs_tail_is_checked_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = lines(*many_lines(6000))  # about 900 KB: the child's part is read in 64 KB blocks
+    path = write(tmp_path, data)
+    expected = validate_file(path, jobs=1)
+    with slow_children(monkeypatch) as tails:
+        report, joined = in_parts(path, [line_starts(data)[999]])
+    assert len(tails) >= 2, tails  # asked again after the first tail: the child was still slow
+    assert tails == sorted(tails, reverse=True)  # each tail ends where the one before starts
+    assert set(tails) <= set(line_starts(data))  # each starts a line
+    assert joined == [True]
+    assert report == expected and report.valid
+    assert_no_children_left()
+
+
+@pytest.mark.parametrize("cap", [3, 40, 1000])
+def test_issues_in_the_tails_are_reported_in_order_and_capped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap: int
+) -> None:
+    data = lines(*many_lines(6000, bad_every=97))
+    path = write(tmp_path, data)
+    expected = validate_file(path, jobs=1, max_issues=cap)
+    with slow_children(monkeypatch) as tails:
+        report, joined = in_parts(
+            path, [line_starts(data)[999], line_starts(data)[2999]], max_issues=cap
+        )
+    assert tails and joined == [True]
+    assert report == expected
+    assert report.errors_total == 6000 // 97
+
+
+def test_an_id_of_a_childs_part_used_again_in_its_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = many_lines(6000)
+    records[5990] = request("id-1500", body("again"))  # the child checks line 1501
+    data = lines(*records)
+    path = write(tmp_path, data)
+    with slow_children(monkeypatch) as tails:
+        report, joined = in_parts(path, [line_starts(data)[999]])
+    assert tails and tails[0] < line_starts(data)[5989]  # line 5991 was in a tail
+    assert joined == [False]  # so the rest of the file was checked here
+    assert report == validate_file(path, jobs=1)
+    (issue,) = report.errors
+    assert (issue.line, issue.code) == (5991, "duplicate_custom_id")
+    assert "line 1501" in issue.message
+
+
+def test_a_child_offers_a_line_start_halfway_through_what_it_has_left(tmp_path: Path) -> None:
+    data = b"".join(b"%d\n" % (n * n) for n in range(200_000))  # 2.3 MB
+    path = write(tmp_path, data)
+    fd = os.open(path, os.O_RDONLY)
+    asked, asks = os.pipe()
+    offers, offer_to = os.pipe()
+    try:
+        stretch = parts_module._GivingRange(fd, 100, len(data), 7, asked, offer_to)
+        stretch.seek(50_000)
+        os.write(asks, b"?")
+        assert stretch.readinto(bytearray(10)) == 10
+        start, line = parts_module._OFFER.unpack(os.read(offers, 16))
+        assert line == 7
+        assert data[start - 1] == 10 and 0 <= start - (50_000 + 100 + len(data)) // 2 < 20
+        assert stretch.end == start  # what it offered is no longer its to read
+        stretch.seek(start - 1000 - 100)
+        os.write(asks, b"?")  # 1000 bytes (about 90 lines) left: too little to give
+        assert stretch.readinto(bytearray(995)) == 995
+        assert parts_module._OFFER.unpack(os.read(offers, 16)) == (0, 7)
+        assert stretch.end == start
+        assert stretch.readinto(bytearray(100)) == 5  # up to the tail, not past it
+        assert stretch.readinto(bytearray(10)) == 0
+        os.write(asks, b"?")  # after its last byte it stops answering: the pipe is closed
+        assert select.select([offers], [], [], 10)[0], "no offer and no end: a parent would wait"
+        assert os.read(offers, 16) == b""
+    finally:
+        for end in (fd, asked, asks, offers):
+            os.close(end)
 
 
 def test_no_fork_from_a_process_with_other_threads() -> None:
@@ -332,16 +450,19 @@ def test_the_cli_gives_the_same_report_with_any_jobs(tmp_path: Path) -> None:
     assert "--jobs" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_lines_are_counted_across_the_mapped_windows(
+def test_lines_are_counted_across_the_windows_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(parts_module, "_WINDOW", mmap.ALLOCATIONGRANULARITY)
+    monkeypatch.setattr(parts_module, "_WINDOW", 4096)
     data = b"".join(b"x" * (n % 97) + b"\n" for n in range(3000))
     path = write(tmp_path, data)
     fd = os.open(path, os.O_RDONLY)
     try:
-        ends = [0, 1, *range(mmap.ALLOCATIONGRANULARITY - 2, len(data), 4093), len(data)]
-        for end in ends:
-            assert parts_module._count_lines(fd, end) == data[:end].count(b"\n"), end
+        places = [0, 1, *range(4094, len(data), 4093), len(data)]
+        for start in (0, 1, 4095, 4097):
+            for end in places:
+                if end >= start:
+                    expected = data[start:end].count(b"\n")
+                    assert parts_module._count_lines(fd, start, end) == expected, (start, end)
     finally:
         os.close(fd)
