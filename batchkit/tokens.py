@@ -34,12 +34,14 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import tiktoken
 
 from batchkit.errors import BatchkitError, UsageError
+
+if TYPE_CHECKING:  # tiktoken itself is imported when a count needs it, not by every command
+    import tiktoken
 
 __all__ = [
     "DEFAULT_ENCODING",
@@ -124,6 +126,8 @@ def get_encoding(name: str) -> tiktoken.Encoding:
             f"batchkit's {data.file} is damaged (its sha256 is not {data.sha256}); "
             "reinstall batchkit"
         )
+    import tiktoken
+
     ranks = {
         base64.b64decode(token): int(rank)
         for token, rank in (line.split() for line in contents.splitlines() if line)
@@ -143,8 +147,10 @@ def encoding_for_model(model: str | None) -> tuple[str, bool]:
     """
     if not isinstance(model, str) or not model:
         return DEFAULT_ENCODING, False
+    import tiktoken.model
+
     try:
-        name = tiktoken.encoding_name_for_model(model.rsplit("/", 1)[-1])
+        name = tiktoken.model.encoding_name_for_model(model.rsplit("/", 1)[-1])
     except KeyError:
         return DEFAULT_ENCODING, False
     if name in ENCODINGS:

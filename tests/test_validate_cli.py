@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -182,3 +183,42 @@ def test_version_and_help() -> None:
     help_text = run("validate", "--help").stdout
     for option in ("--format", "--strict", "--max-errors", "--profile", "--max-embedding-inputs"):
         assert option in help_text
+
+
+def test_validate_imports_no_http_client_progress_bar_or_tokenizer() -> None:
+    """The startup of ``batchkit validate`` (a pre-commit hook runs it per commit): each
+    command's module is imported only when it runs, the tokenizer only with --tokens."""
+    code = (
+        "import sys\n"
+        "from batchkit.cli.main import main\n"
+        "sys.argv = ['batchkit', *sys.argv[1:]]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = {'requests', 'tqdm', 'tiktoken', 'batchkit.build', 'batchkit.client'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+
+    def imported(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    assert imported("validate", str(VALID)) == "[]"
+    assert imported("validate", "--tokens", str(VALID)) == "['tiktoken']"
+
+
+def test_each_command_is_found_by_its_name() -> None:
+    from batchkit.cli.main import COMMANDS
+
+    context = click.Context(cli)
+    for name in COMMANDS:
+        command = cli.get_command(context, name)
+        assert command is not None and command.name == name, name
+    assert cli.list_commands(context) == sorted(COMMANDS)
+    assert cli.get_command(context, "valdate") is None
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert all(name in result.output for name in COMMANDS)

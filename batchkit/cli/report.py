@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from batchkit.issues import FileReport, Issue
-from batchkit.token_files import FileTokens
+
+if TYPE_CHECKING:
+    from batchkit.token_files import FileTokens
 
 #: Characters that would let text from a file act on the reader's screen or log: C0 and C1
 #: controls (a line feed starts a new log line, so a new GitHub annotation; ESC starts a

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,8 +23,10 @@ from batchkit.cli.options import (
     resolve_limits,
 )
 from batchkit.errors import UsageError
-from batchkit.token_files import FileTokens, validate_and_count, with_token_limit
 from batchkit.validate import DEFAULT_MAX_ISSUES, FileReport, validate_file
+
+if TYPE_CHECKING:  # the token counter (and tiktoken) is imported only with --tokens
+    from batchkit.token_files import FileTokens
 
 
 @click.command()
@@ -88,6 +90,8 @@ def validate(
     for path in paths:
         tokens = None
         if counting:
+            from batchkit.token_files import validate_and_count, with_token_limit
+
             report, tokens = validate_and_count(
                 path, endpoint=endpoint, limits=limits, max_issues=max_errors, encoding=encoding
             )
