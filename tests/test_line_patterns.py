@@ -446,3 +446,24 @@ def test_ids_used_before_or_twice_and_a_bad_line_in_a_block_are_reported() -> No
         report = validate_file(io.BytesIO(data))
         assert report == report_without_fast_path(data), name
         assert report.errors_total == 1, name
+
+
+@pytest.mark.parametrize("url", [CHAT, "/v1/responses"])
+def test_no_expression_is_compiled_for_a_file_it_would_not_answer(url: str) -> None:
+    """Compiling one costs 10 to 25 ms: not for long lines, nor for an endpoint without one."""
+    text = "a long question " * 40  # about 640 B a line: over LONGEST_AVERAGE
+    body = (
+        {"model": MODEL, "messages": [{"role": "user", "content": text}]}
+        if url == CHAT
+        else {"model": MODEL, "input": "q"}
+    )
+    data = b"".join(
+        orjson.dumps({"custom_id": f"r{n}", "method": "POST", "url": url, "body": body}) + b"\n"
+        for n in range(300)
+    )
+    line_pattern.cache_clear()
+    try:
+        assert validate_file(io.BytesIO(data)).valid
+        assert line_pattern.cache_info().misses == 0
+    finally:
+        line_pattern.cache_clear()
