@@ -43,16 +43,30 @@ class CleanBlock:
     compact: bool
 
 
+def _ordinary_body(body_id: str, model: str) -> dict[str, Any]:
+    """The schema of an ordinary body: its endpoint's (``body_id``), with the file's
+    ``model``, not ``stream: true`` and no token cap below 1."""
+    no_low_cap = {"not": {"type": "integer", "maximum": 0}}
+    return {
+        "$ref": body_id,
+        "required": ["model"],
+        "properties": {
+            "model": {"const": model},
+            "stream": {"not": {"const": True}},
+            **dict.fromkeys(TOKEN_LIMIT_KEYS, no_low_cap),
+        },
+    }
+
+
 @lru_cache(maxsize=32)
 def block_validator(endpoint: Endpoint, model: str, long_custom_id: int) -> Any:
     """A compiled check of a list of records: is every one an ordinary valid request?
 
     Ordinary as the per-line fast path means it: exactly the four keys, a POST to the batch's
-    url, a custom_id of 1 to ``long_custom_id`` characters, a body its endpoint's schema
-    accepts, with the file's ``model``, not ``stream: true`` and no token cap below 1.
+    url, a custom_id of 1 to ``long_custom_id`` characters, and an ordinary body
+    (:func:`_ordinary_body`).
     """
     body = schemas.fast_schema(endpoint.schema)
-    no_low_cap = {"not": {"type": "integer", "maximum": 0}}
     request = {
         "type": "object",
         "required": ["custom_id", "method", "url", "body"],
@@ -61,23 +75,27 @@ def block_validator(endpoint: Endpoint, model: str, long_custom_id: int) -> Any:
             "custom_id": {"type": "string", "minLength": 1, "maxLength": long_custom_id},
             "method": {"const": "POST"},
             "url": {"const": endpoint.url},
-            "body": {
-                "$ref": body["$id"],
-                "required": ["model"],
-                "properties": {
-                    "model": {"const": model},
-                    "stream": {"not": {"const": True}},
-                    **dict.fromkeys(TOKEN_LIMIT_KEYS, no_low_cap),
-                },
-            },
+            "body": _ordinary_body(body["$id"], model),
         },
     }
+    return _array_validator(body, request)
+
+
+@lru_cache(maxsize=32)
+def body_validator(endpoint: Endpoint, model: str) -> Any:
+    """A compiled check of a list of bodies: is every one an ordinary body of ``endpoint``
+    (:func:`_ordinary_body`)?"""
+    body = schemas.fast_schema(endpoint.schema)
+    return _array_validator(body, _ordinary_body(body["$id"], model))
+
+
+def _array_validator(body: dict[str, Any], item: dict[str, Any]) -> Any:
     return jsonschema_rs.validator_for(
         {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "$defs": {"body": body},
             "type": "array",
-            "items": request,
+            "items": item,
         }
     )
 
@@ -93,16 +111,51 @@ def clean_records(
     if not block_validator(endpoint, model, long_custom_id).is_valid(records):
         return None
     ids: list[str] = list(map(_CUSTOM_ID, records))
-    if any(map(str.isspace, ids)) or len(set(ids)) != len(ids) or not seen.isdisjoint(ids):
+    if not _new_ids(seen, ids):
         return None
-    bodies: list[dict[str, Any]] = list(map(_BODY, records))
+    inputs = _clean_bodies(endpoint, list(map(_BODY, records)))
+    return None if inputs is None else (ids, inputs)
+
+
+def clean_bodies(
+    endpoint: Endpoint,
+    model: str,
+    long_custom_id: int,
+    seen: Set[str],
+    ids: list[str],
+    bodies: list[Any],
+    *,
+    ids_are_new: bool = False,
+) -> int | None:
+    """What :func:`clean_records` answers for the requests that POST each of ``bodies`` to
+    ``endpoint`` with the custom_id beside it in ``ids`` (strings): their embedding inputs,
+    or ``None``.  The builder's check: it never makes the records.  ``ids_are_new``: the
+    caller knows that no id is blank, none repeats and none is in ``seen`` (ids it made from
+    positions no id was made from before), so that is not checked again."""
+    if not ids or min(map(len, ids)) < 1 or max(map(len, ids)) > long_custom_id:
+        return None
+    if not ids_are_new and not _new_ids(seen, ids):
+        return None
+    if not body_validator(endpoint, model).is_valid(bodies):
+        return None
+    return _clean_bodies(endpoint, bodies)
+
+
+def _new_ids(seen: Set[str], ids: list[str]) -> bool:
+    """No id blank, none twice, none used before (``seen``)."""
+    return not any(map(str.isspace, ids)) and len(set(ids)) == len(ids) and seen.isdisjoint(ids)
+
+
+def _clean_bodies(endpoint: Endpoint, bodies: list[dict[str, Any]]) -> int | None:
+    """The rest of the checks for bodies the schema passed: no misspelled key; the embedding
+    inputs, or ``None``."""
     known = schemas.open_properties(endpoint.schema)
     if known is not None:
         unknown = set().union(*bodies).difference(known)
         if any(schemas.close_key(key, known) for key in unknown):  # a misspelled key
             return None
-    inputs = endpoint.count_all_inputs(bodies)
-    return ids, inputs
+    inputs: int = endpoint.count_all_inputs(bodies)
+    return inputs
 
 
 def clean_block(

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO, Literal
 import orjson
 
 from batchkit import schemas
-from batchkit.build_chunks import Chunk, plain_chunk
+from batchkit.build_chunks import DEFAULT_ID, Chunk, plain_chunk
 from batchkit.build_parts import Part, Pending, TokenSplit
 from batchkit.build_result import (
     BuildResult,
@@ -103,7 +103,7 @@ def default_custom_id(index: int, body: Any) -> str:
     Stable: the same input gives the same ids.  The number is the item's position (1-based)
     in the whole input, rejected items included, so an id says where its request came from.
     """
-    return f"request-{index + 1:06d}"
+    return DEFAULT_ID % (index + 1)
 
 
 def build_batch(
@@ -278,10 +278,12 @@ class _Builder:
     def _take_chunk(self, start: int, chunk: Chunk) -> bool:
         """Write ``chunk`` to the current file if it all fits and the validator passes it."""
         self._flush()
-        part, count = self.part, len(chunk.lines)
+        part, count = self.part, len(chunk.ids)
         if not part.fits_all(count, len(chunk.data), chunk.embedding_inputs):
             return False
-        if not part.validator.check_records(chunk.records, chunk.lines):
+        # Its ids are new: made from positions, and no other id has appeared (add_chunk).
+        validator = part.validator
+        if not validator.check_bodies(chunk.ids, chunk.bodies, len(chunk.data), ids_are_new=True):
             return False
         part.writer.write(chunk.data)
         part.requests += count

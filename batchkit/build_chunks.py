@@ -8,12 +8,19 @@ a request too large for any file.  It changes no state and only ever answers "th
 nothing to report" or ``None`` (the builder then takes each item on its own, the one source
 of every message).  The ids need no check: ids made from distinct positions are distinct, and
 the builder keeps the positions until another id appears (see ``_Builder._explicit_id``).
+
+No record (``{"custom_id": ..., "body": ...}``) is built: a line is a template with the
+position and the body's JSON put in, byte for byte what ``orjson.dumps`` writes for the
+record, and the validator checks the bodies (``Validator.check_bodies``).  Building and
+dumping the records cost a third of a short-body build (measured: 60 ms of the 110 for 50,000
+bodies of 100 B; the template and the bodies' dumps, 20).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain, repeat
+from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -21,17 +28,28 @@ import orjson
 from batchkit.linechecks import has_line_separator
 
 _MISSING = object()
-_LINE = orjson.OPT_APPEND_NEWLINE
+#: The ids :func:`~batchkit.build.default_custom_id` makes, from an item's 1-based position.
+DEFAULT_ID = "request-%06d"
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """The lines of a chunk of plain bodies, ready to be checked and written."""
+    """The lines of a chunk of plain bodies, ready to be checked and written: each line is
+    ``{"custom_id": id, "method": "POST", "url": url, "body": body}`` as ``orjson.dumps``
+    writes it, with its line end."""
 
-    records: list[dict[str, Any]]
-    lines: list[bytes]
+    ids: list[str]
+    bodies: list[dict[str, Any]]
     data: bytes
     embedding_inputs: int
+
+
+@lru_cache(maxsize=16)
+def _line_template(url: str) -> bytes:
+    """A line's bytes with ``%d`` for the position and ``%s`` for the body's JSON: what
+    ``orjson.dumps`` writes for the record, without building it (a third of the time)."""
+    fixed = b'{"custom_id":"' + DEFAULT_ID.encode() + b'","method":"POST","url":'
+    return fixed + orjson.dumps(url).replace(b"%", b"%%") + b',"body":%s}\n'
 
 
 def plain_chunk(
@@ -50,7 +68,7 @@ def plain_chunk(
     takes as it is (or with ``model`` filled in); else ``None``."""
     if model is None or set(map(type, items)) != {dict}:
         return None
-    if not line_keys.isdisjoint(chain.from_iterable(items)):  # a full line, not a body
+    if not line_keys.isdisjoint(set().union(*items)):  # a full line, not a body
         return None
     count = len(items)
     models = set(map(dict.get, items, repeat("model", count), repeat(_MISSING, count)))
@@ -61,12 +79,10 @@ def plain_chunk(
         if _MISSING in models
         else items
     )
-    records = [
-        {"custom_id": f"request-{index + 1:06d}", "method": "POST", "url": url, "body": body}
-        for index, body in enumerate(bodies, start=start)
-    ]
+    positions = range(start + 1, start + 1 + count)
+    template = _line_template(url)
     try:
-        lines = [orjson.dumps(record, option=_LINE) for record in records]
+        lines = [template % pair for pair in zip(positions, map(orjson.dumps, bodies), strict=True)]
     except orjson.JSONEncodeError:
         return None
     data = b"".join(lines)
@@ -78,4 +94,4 @@ def plain_chunk(
         if max(each) > max_inputs:
             return None
         inputs = sum(each)
-    return Chunk(records, lines, data, inputs)
+    return Chunk(list(map(DEFAULT_ID.__mod__, positions)), bodies, data, inputs)

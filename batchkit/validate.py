@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from batchkit import schemas
-from batchkit.blocks import CleanBlock, clean_block, clean_records
+from batchkit.blocks import CleanBlock, clean_block, clean_bodies, clean_records
 from batchkit.endpoints import (
     ENDPOINTS,
     Endpoint,
@@ -257,6 +257,31 @@ class Validator:
             return False
         ids, inputs = found
         self._account(ids, sum(map(len, lines)), inputs)
+        return True
+
+    def check_bodies(
+        self,
+        ids: list[str],
+        bodies: list[dict[str, Any]],
+        nbytes: int,
+        *,
+        ids_are_new: bool = False,
+    ) -> bool:
+        """:meth:`check_records` for the requests that POST each of ``bodies`` to this file's
+        url with the custom_id beside it in ``ids``, written in ``nbytes`` bytes with no raw
+        line separator (the caller made the lines and searched them).  The builder's way when
+        it makes the ids itself: no record is built.  ``ids_are_new``: the caller knows no id
+        is blank, repeats, or was used in this file before (see :func:`clean_bodies`)."""
+        endpoint, model = self._endpoint, self._model
+        if endpoint is None or model is None or not self.fast_path:
+            return False
+        limit = self.limits.long_custom_id
+        inputs = clean_bodies(
+            endpoint, model, limit, self._ids.keys(), ids, bodies, ids_are_new=ids_are_new
+        )
+        if inputs is None:
+            return False
+        self._account(ids, nbytes, inputs)
         return True
 
     def feed_too_long(self, length: int) -> list[Issue]:

@@ -3,6 +3,7 @@ errors come out exactly as when each request is checked on its own."""
 
 from __future__ import annotations
 
+import random
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +28,7 @@ KINDS: dict[str, Any] = {
     "bad temperature": lambda n: {"messages": [{"role": "user", "content": "q"}], "temperature": 9},
     "typo": lambda n: {"messages": [{"role": "user", "content": "q"}], "max_token": 5},
     "zero cap": lambda n: {"messages": [{"role": "user", "content": "q"}], "max_tokens": 0},
+    "stream": lambda n: {"messages": [{"role": "user", "content": "q"}], "stream": True},
     "other model": lambda n: {"model": "other", "messages": [{"role": "user", "content": "q"}]},
     "repeated id": lambda n: ("same-id", {"messages": [{"role": "user", "content": "q"}]}),
     "extra key": lambda n: {"custom_id": f"x-{n}", "body": {"messages": []}, "extra": 1},
@@ -64,6 +66,7 @@ def outcome(items: Iterable[Any], limits: Limits, on_invalid: str) -> tuple[Any,
 def one_at_a_time(items: list[Any], limits: Limits, on_invalid: str) -> tuple[Any, ...]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Validator, "check_records", lambda self, records, lines: False)
+        patch.setattr(Validator, "check_bodies", lambda *args, **options: False)
         return outcome(items, limits, on_invalid)
 
 
@@ -74,13 +77,21 @@ def one_at_a_time(items: list[Any], limits: Limits, on_invalid: str) -> tuple[An
     st.sampled_from([None, 3_000, 20_000]),
     st.sampled_from(["skip", "raise"]),
     st.sampled_from([1, 5, 128]),
+    st.sampled_from([64, 14, 13]),  # "request-000001" is 14 characters
 )
 def test_waiting_requests_build_what_one_at_a_time_builds(
-    kinds: list[str], requests: int | None, nbytes: int | None, on_invalid: str, pending: int
+    kinds: list[str],
+    requests: int | None,
+    nbytes: int | None,
+    on_invalid: str,
+    pending: int,
+    long_id: int,
 ) -> None:
     items = [KINDS[kind](n) for n, kind in enumerate(kinds)]
     limits = Limits(
-        max_requests=requests or Limits().max_requests, max_bytes=nbytes or Limits().max_bytes
+        max_requests=requests or Limits().max_requests,
+        max_bytes=nbytes or Limits().max_bytes,
+        long_custom_id=long_id,
     )
     expected = one_at_a_time(items, limits, on_invalid)
     with pytest.MonkeyPatch.context() as patch:
@@ -88,6 +99,56 @@ def test_waiting_requests_build_what_one_at_a_time_builds(
         patch.setattr(build_module, "CHUNK", pending)
         assert outcome(items, limits, on_invalid) == expected
         assert outcome(iter(items), limits, on_invalid) == expected  # a generator: no lookahead
+
+
+#: Items that are all bodies (no ids of their own), mostly valid: the builder's chunks of plain
+#: bodies (build_chunks.plain_chunk, Validator.check_bodies) are taken or refused as a whole.
+BODY_KINDS = [
+    kind for kind in KINDS if kind not in ("repeated id", "extra key", "not a dict", "valid")
+]
+BODY_WEIGHTS = ["valid"] * 60 + BODY_KINDS
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(min_value=1, max_value=600),
+    st.randoms(use_true_random=False),
+    st.sampled_from([None, 40, 300]),
+    st.sampled_from([5, 32]),
+    st.sampled_from([64, 14, 13]),  # "request-000001" is 14 characters
+)
+def test_chunks_of_plain_bodies_build_what_one_at_a_time_builds(
+    count: int, chance: random.Random, requests: int | None, chunk: int, long_id: int
+) -> None:
+    # (long lists drawn item by item would be rare: hypothesis keeps most lists short)
+    items = [KINDS[chance.choice(BODY_WEIGHTS)](n) for n in range(count)]
+    limits = Limits(max_requests=requests or Limits().max_requests, long_custom_id=long_id)
+    expected = one_at_a_time(items, limits, "skip")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build_module, "PENDING", chunk)
+        patch.setattr(build_module, "CHUNK", chunk)
+        assert outcome(items, limits, "skip") == expected
+
+
+def test_most_chunks_of_plain_bodies_are_taken_whole(tmp_path: Path) -> None:
+    """The property above is about the chunk path: most of its chunks must take it."""
+    taken: list[int] = []
+    real = Validator.check_bodies
+
+    def bodies(self: Validator, ids: list[str], bodies: list[Any], *args: Any, **kw: Any) -> bool:
+        passed = real(self, ids, bodies, *args, **kw)
+        taken.append(passed)
+        return passed
+
+    items = [KINDS[BODY_WEIGHTS[n * 7 % len(BODY_WEIGHTS)]](n) for n in range(600)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(build_module, "PENDING", 5)
+        patch.setattr(build_module, "CHUNK", 5)
+        patch.setattr(Validator, "check_bodies", bodies)
+        build_batch(
+            items, endpoint=CHAT, output=tmp_path / "o.jsonl", model=MODEL, on_invalid="skip"
+        )
+    assert sum(taken) >= 40, (sum(taken), len(taken))
 
 
 @pytest.mark.parametrize("bad", [0, 1, 5, 127, 128, 300])
@@ -108,16 +169,22 @@ def test_a_bad_request_fails_before_the_next_item_is_read(tmp_path: Path, bad: i
 
 def test_a_clean_build_is_checked_in_blocks(tmp_path: Path) -> None:
     calls: list[int] = []
-    real = Validator.check_records
+    real_records, real_bodies = Validator.check_records, Validator.check_bodies
 
-    def counted(self: Validator, records: list[Any], lines: list[bytes]) -> bool:
-        passed = real(self, records, lines)
+    def records(self: Validator, records: list[Any], lines: list[bytes]) -> bool:
+        passed = real_records(self, records, lines)
         calls.append(len(records) if passed else 0)
+        return passed
+
+    def bodies(self: Validator, ids: list[str], bodies: list[Any], *args: Any, **kw: Any) -> bool:
+        passed = real_bodies(self, ids, bodies, *args, **kw)
+        calls.append(len(bodies) if passed else 0)
         return passed
 
     items = [KINDS["valid"](n) for n in range(1000)]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Validator, "check_records", counted)
+        patch.setattr(Validator, "check_records", records)
+        patch.setattr(Validator, "check_bodies", bodies)
         result = build_batch(items, endpoint=CHAT, output=tmp_path / "o.jsonl", model=MODEL)
     assert result.outputs[0].requests == 1000
     assert sum(calls) >= 1000 - build_module.PENDING  # all but the first block at most

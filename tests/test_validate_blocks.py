@@ -173,9 +173,9 @@ _STEPS: dict[str, dict[str, Any]] = {
 #: (name, source text, mutated text, the step that must show it).
 _BLOCK_MUTANTS = [
     ("no maxLength", '"maxLength": long_custom_id', '"maxLength": 10**9', "long custom_id"),
-    ("no isspace", "any(map(str.isspace, ids)) or ", "", "blank custom_id"),
-    ("no set size", "len(set(ids)) != len(ids) or ", "", "duplicate in its block"),
-    ("no seen ids", " or not seen.isdisjoint(ids)", "", "duplicate custom_id"),
+    ("no isspace", "not any(map(str.isspace, ids)) and ", "", "blank custom_id"),
+    ("no set size", "len(set(ids)) == len(ids) and ", "", "duplicate in its block"),
+    ("no seen ids", " and seen.isdisjoint(ids)", "", "duplicate custom_id"),
     ("extra keys", '"additionalProperties": False,', "", "extra top-level key"),
     ("no method", '"method": {"const": "POST"},', '"method": {},', "method"),
     ("no url", '"url": {"const": endpoint.url},', '"url": {},', "url"),
@@ -188,7 +188,7 @@ _BLOCK_MUTANTS = [
         "if False:",
         "misspelled key",
     ),
-    ("no body", '"$ref": body["$id"],', "", "body schema"),
+    ("no body", '"$ref": body_id,', "", "body schema"),
     ("always compact", "_written_compactly(records, joined))", "True)", "key written twice"),
     ("no separator", "if linechecks.has_line_separator(joined):", "if False:", "line separator"),
 ]
@@ -227,13 +227,27 @@ def test_each_step_is_reported_as_the_full_checks_report_it() -> None:
 def test_each_block_path_mutant_is_caught(
     name: str, source: str, mutated: str, step: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for function in (blocks.block_validator, blocks.clean_records):  # looked up in blocks
+    # block_validator is cached: with a mutated piece it must be built again, every time
+    uncached = blocks.block_validator.__wrapped__
+    monkeypatch.setattr(blocks, "block_validator", uncached)
+    pieces = (
+        uncached,
+        blocks._ordinary_body,
+        blocks.clean_records,
+        blocks._new_ids,
+        blocks._clean_bodies,
+    )
+    found = False
+    for function in pieces:  # looked up in blocks
         if source in inspect.getsource(function):
             monkeypatch.setattr(blocks, function.__name__, _mutant(function, source, mutated))
+            found = True
     if source in inspect.getsource(blocks.clean_block):  # imported by the validator
         monkeypatch.setattr(
             validate_module, "clean_block", _mutant(blocks.clean_block, source, mutated)
         )
+        found = True
+    assert found, f"no block-path function reads {source!r} any more"
     data = _stepped(step)
     assert validate_file(io.BytesIO(data)) != report_without_fast_path(data)
 
@@ -291,3 +305,29 @@ def test_before_python_3_11_every_block_takes_the_parse_path(
         assert report.valid and report.requests == 200
     finally:
         line_patterns.line_pattern.cache_clear()
+
+
+def test_bodies_checked_together_answer_as_their_records_do() -> None:
+    """Validator.check_bodies (the builder's) against check_records for the same requests."""
+
+    def both(ids: list[str], bodies: list[Any], **options: Any) -> tuple[bool, bool]:
+        records = [request(custom_id, body) for custom_id, body in zip(ids, bodies, strict=True)]
+        lines = [orjson.dumps(record) for record in records]
+        answers = []
+        for check in ("records", "bodies"):
+            validator = Validator()
+            validator.check_record(request("first"), 100)  # learns the endpoint and model
+            if check == "records":
+                answers.append(validator.check_records(records, lines))
+            else:
+                size = sum(map(len, lines))
+                answers.append(validator.check_bodies(ids, bodies, size, **options))
+        return answers[0], answers[1]
+
+    good = [chat_body(), chat_body(temperature=1)]
+    assert both(["a", "b"], good) == (True, True)
+    for ids in (["a", "a"], ["a", " "], ["a", "first"], ["a", "x" * 65], ["a", ""]):
+        assert both(ids, good) == (False, False), ids
+    for body in (chat_body(temperature=9), chat_body(stream=True), chat_body(max_token=5)):
+        assert both(["a", "b"], [chat_body(), body]) == (False, False), body
+    assert both(["a", "a"], good, ids_are_new=True) == (False, True)  # the caller vouched
