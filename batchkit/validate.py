@@ -11,7 +11,9 @@ needs the file's state (the endpoint, the model, the ids seen, the totals); what
 lives beside it and is re-exported here: the report types (:mod:`batchkit.issues`), a line
 that is not a request (:mod:`batchkit.parse_issues`), the warnings on a valid request
 (:mod:`batchkit.request_warnings`), the totals against the limits
-(:mod:`batchkit.file_limits`) and what may be read (:mod:`batchkit.sources`).
+(:mod:`batchkit.file_limits`) and what may be read (:mod:`batchkit.sources`).  The rules that
+judge one request, which do need that state, are in :mod:`batchkit.request_rules`: the
+validator feeds them; they decide.
 """
 
 from __future__ import annotations
@@ -23,15 +25,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from batchkit import schemas
 from batchkit.blocks import CleanBlock, clean_block, clean_bodies, clean_records
-from batchkit.endpoints import (
-    ENDPOINTS,
-    Endpoint,
-    named_endpoint,
-    require_endpoint,
-    wrong_url_message,
-)
+from batchkit.endpoints import ENDPOINTS, require_endpoint
 from batchkit.errors import UsageError
 from batchkit.file_limits import total_issues
 from batchkit.issues import DEFAULT_MAX_ISSUES, Collected, FileReport, Issue, Severity
@@ -47,14 +42,11 @@ from batchkit.parse_issues import (
     not_jsonl_issue,
     parse_issue,
 )
+from batchkit.request_rules import REQUIRED_KEYS, RequestRules
 from batchkit.request_warnings import (
     TOKEN_LIMIT_KEYS,
-    body_warnings,
-    custom_id_warnings,
     dumps_or_empty,
     duplicate_key_issues,
-    low_token_limits,
-    misspelled_keys,
     separator_issues,
 )
 from batchkit.sources import Source, lines_of, stdin_bytes
@@ -75,21 +67,20 @@ __all__ = [
     "validate_stream",
 ]
 
-REQUIRED_KEYS = ("custom_id", "method", "url", "body")
-_REQUIRED_SET = frozenset(REQUIRED_KEYS)
 #: A block that is not clean is split in two until its parts are this small; then each line
 #: of the part is checked on its own.
 _SMALLEST_BLOCK = 8
 
 
-class Validator:
+class Validator(RequestRules):
     """Checks one batch file, a line at a time.
 
     ``endpoint`` fixes the batch endpoint; when ``None`` it is taken from the first line whose
     url is a known endpoint, so that a typo on line 1 is one error, not one per line.  Use
     :meth:`feed` for raw lines (and :meth:`feed_too_long` for one too long to hold) or
     :meth:`check_record` for records that are already parsed (the builder), then
-    :meth:`finish`.
+    :meth:`finish`.  What a request is checked against is in :class:`RequestRules`
+    (:mod:`batchkit.request_rules`); this class feeds it and keeps the file's totals.
     """
 
     def __init__(
@@ -100,20 +91,15 @@ class Validator:
         path: str = "<stream>",
         max_issues: int = DEFAULT_MAX_ISSUES,
     ) -> None:
-        #: The batch endpoint, once known: from ``endpoint`` or the first known url.
-        self._endpoint: Endpoint | None = (
-            require_endpoint(endpoint) if endpoint is not None else None
-        )
+        # (what the rules read and update is described in RequestRules)
+        self._endpoint = require_endpoint(endpoint) if endpoint is not None else None
         self.limits = limits or Limits()
         self.path = path
-        #: The line whose url set ``_endpoint`` (``None``: ``--endpoint`` did, or none yet).
-        self._endpoint_line: int | None = None
-        #: Until a known url is seen: the endpoint the first near miss (``/chat/completions``)
-        #: stands for, so that the bodies before it are still checked against their schema.
-        self._guess: Endpoint | None = None
+        self._endpoint_line = None
+        self._guess = None
         self._issues = Collected(cap=max_issues)
-        self._ids: dict[str, int] = {}
-        self._model: str | None = None
+        self._ids = {}
+        self._model = None
         self._model_line = 0
         self._line = 0
         self._bytes = 0
@@ -122,16 +108,10 @@ class Validator:
         # Set when line 1 shows the file is not JSONL at all (UTF-16, one pretty-printed JSON
         # document): one error says so, and the remaining lines are counted, not checked.
         self._not_jsonl = False
-        #: Off only in the tests that compare the fast path with the full checks.
         self.fast_path = True
         self._patterns = LinePatterns()
 
     # -- public -----------------------------------------------------------------------------
-
-    @property
-    def endpoint(self) -> str | None:
-        endpoint = self._endpoint or self._guess
-        return endpoint.url if endpoint else None
 
     def feed(self, raw: bytes) -> list[Issue]:
         """Check one raw line (with or without its line end); returns its issues."""
@@ -413,201 +393,6 @@ class Validator:
     def _record(self, found: list[Issue]) -> list[Issue]:
         for issue in found:
             self._issues.add(issue)
-        return found
-
-    def _passes_fast_path(self, record: dict[str, Any], line: int) -> bool:
-        """True when ``record`` is an ordinary valid request; it is then fully accounted for.
-
-        Most lines of most files are valid, and this answers for them with a few comparisons
-        and one schema call.  It only ever says "nothing to report": anything unusual
-        (a warning, a first line, any doubt) returns False and the full checks below run,
-        which produce the messages.  tests/test_validate_fuzz.py checks the two agree.
-        """
-        endpoint = self._endpoint  # False before the endpoint is known: the full checks set it
-        if endpoint is None or record.keys() != _REQUIRED_SET:
-            return False
-        body, custom_id = record["body"], record["custom_id"]
-        if (
-            record["method"] != "POST"
-            or record["url"] != endpoint.url
-            or type(body) is not dict
-            or type(custom_id) is not str
-            or not 0 < len(custom_id) <= self.limits.long_custom_id
-            or custom_id.isspace()
-            or body.get("stream") is True
-            # Also False before the first model is known: the full checks record it.
-            or body.get("model") != self._model
-            # Recorded here for good: if a later test fails, the full checks see this line
-            # as the id's first use, which it is.
-            or self._ids.setdefault(custom_id, line) != line
-            or not schemas.is_valid(endpoint.schema, body)
-            # Only bodies that allow keys of their own can hold a typo or a token cap.
-            or (
-                schemas.open_properties(endpoint.schema) is not None
-                and (low_token_limits(endpoint, body) or misspelled_keys(endpoint, body))
-            )
-        ):
-            return False
-        self._embedding_inputs += endpoint.count_inputs(body)
-        return True
-
-    def _check(self, record: dict[str, Any], line: int) -> list[Issue]:
-        if self.fast_path and self._passes_fast_path(record, line):
-            return []
-        found: list[Issue] = []
-        for key in REQUIRED_KEYS:
-            if key not in record:
-                found.append(
-                    Issue(
-                        line,
-                        "missing_required_parameter",
-                        key,
-                        f"missing required parameter '{key}'; every line needs custom_id, "
-                        "method, url and body",
-                    )
-                )
-        for key in record:
-            if key not in REQUIRED_KEYS:
-                found.append(
-                    Issue(
-                        line,
-                        "unknown_parameter",
-                        key,
-                        f"unknown top-level key {schemas.show(key)} is ignored or refused by the "
-                        "server; move it into body or remove it",
-                        severity="warning",
-                    )
-                )
-        if "custom_id" in record:
-            found.extend(self._check_custom_id(record["custom_id"], line))
-        if "method" in record:
-            method = record["method"]
-            if method != "POST":
-                found.append(
-                    Issue(
-                        line,
-                        "invalid_method",
-                        "method",
-                        f'method is {schemas.show(method)}; batch requests must use "POST"',
-                    )
-                )
-        url = record.get("url")
-        self._learn_endpoint(url, line)
-        if "url" in record:
-            found.extend(self._check_url(url, line))
-        if "body" in record:
-            body = record["body"]
-            if isinstance(body, dict):
-                found.extend(self._check_body(body, line, named_endpoint(url)))
-            else:
-                found.append(
-                    Issue(
-                        line,
-                        "invalid_type",
-                        "body",
-                        f"body must be an object (the request's JSON body), got "
-                        f"{schemas.json_type(body)}",
-                    )
-                )
-        return found
-
-    def _check_custom_id(self, custom_id: Any, line: int) -> list[Issue]:
-        if not isinstance(custom_id, str):
-            return [
-                Issue(
-                    line,
-                    "invalid_type",
-                    "custom_id",
-                    f"custom_id must be a string, got {schemas.describe(custom_id)}"
-                    + ("" if custom_id is None else "; quote it"),
-                )
-            ]
-        if not custom_id:
-            return [
-                Issue(line, "invalid_type", "custom_id", "custom_id must be a non-empty string")
-            ]
-        first = self._ids.setdefault(custom_id, line)
-        if first != line:
-            return [
-                Issue(
-                    line,
-                    "duplicate_custom_id",
-                    "custom_id",
-                    f"{schemas.show(custom_id)} was already used on line {first}; "
-                    "custom_id must be unique in the file",
-                )
-            ]
-        return custom_id_warnings(custom_id, line, self.limits.long_custom_id)
-
-    def _learn_endpoint(self, url: Any, line: int) -> None:
-        """The first known url sets the batch endpoint; until then a near miss stands in."""
-        if self._endpoint is not None or not isinstance(url, str):
-            return
-        if url in ENDPOINTS:
-            self._endpoint, self._endpoint_line = ENDPOINTS[url], line
-        elif self._guess is None:
-            self._guess = named_endpoint(url)
-
-    def _check_url(self, url: Any, line: int) -> list[Issue]:
-        if not isinstance(url, str):
-            return [
-                Issue(
-                    line,
-                    "invalid_type",
-                    "url",
-                    f'url must be a string such as "/v1/chat/completions", got '
-                    f"{schemas.json_type(url)}",
-                )
-            ]
-        expected = self.endpoint
-        if url == expected:
-            return []
-        message = wrong_url_message(url, expected, self._endpoint_line)
-        return [Issue(line, "invalid_url", "url", message)]
-
-    def _check_body(self, body: dict[str, Any], line: int, named: Endpoint | None) -> list[Issue]:
-        """The body's rules; ``named`` is the endpoint the line's own url names or means."""
-        found: list[Issue] = []
-        if body.get("stream") is True:
-            found.append(
-                Issue(
-                    line,
-                    "streaming_unsupported",
-                    "body.stream",
-                    "streaming is not supported in the Batch API; remove body.stream or set it "
-                    "to false",
-                )
-            )
-        model = body.get("model")
-        if isinstance(model, str):
-            if self._model is None:
-                self._model, self._model_line = model, line
-            elif model != self._model:
-                found.append(
-                    Issue(
-                        line,
-                        "model_mismatch",
-                        "body.model",
-                        f"body.model is {schemas.show(model)} but line {self._model_line} uses "
-                        f"{schemas.show(self._model)}; a batch file must use one model (split "
-                        "the file per model)",
-                    )
-                )
-        endpoint = self._endpoint or self._guess or named
-        if endpoint is None:
-            return found
-        judge = endpoint
-        problems = schemas.body_problems(endpoint.schema, body)
-        if problems and named not in (None, endpoint) and schemas.is_valid(named.schema, body):
-            # A body right for the url its line names: the url, already reported, is the one
-            # mistake of this line, not the body as well.
-            judge, problems = named, []
-        found.extend(
-            Issue(line, "invalid_request", problem.param, problem.message) for problem in problems
-        )
-        flagged = {problem.param for problem in problems}
-        found.extend(w for w in body_warnings(judge, body, line) if w.param not in flagged)
-        self._embedding_inputs += endpoint.count_inputs(body)
         return found
 
     def _file_issues(self) -> list[Issue]:
