@@ -90,6 +90,8 @@ def body_validator(endpoint: Endpoint, model: str) -> Any:
 
 
 def _array_validator(body: dict[str, Any], item: dict[str, Any]) -> Any:
+    """A compiled check that every element of a list is an ``item`` (which refers to the
+    endpoint's ``body`` schema by its ``$id``): one call for a whole block."""
     return jsonschema_rs.validator_for(
         {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
