@@ -154,14 +154,30 @@ def _cuts(fd: int, size: int, parts: int) -> list[int]:
     whole = HEAD_START + parts - 1
     for index in range(1, parts):
         at = max(int(size * (HEAD_START + index - 1) / whole), cuts[-1])
-        found = os.pread(fd, _SEARCH, at).find(b"\n")
-        if found >= 0 and cuts[-1] < at + found + 1 < size:
-            cuts.append(at + found + 1)
+        cut = _line_start_after(fd, at, size)
+        if cut is not None and cut > cuts[-1]:
+            cuts.append(cut)
     return cuts
 
 
+def _line_start_after(fd: int, at: int, end: int) -> int | None:
+    """Just after the first line end at or past ``at`` (looked for :data:`_SEARCH` bytes on),
+    when that is before ``end``; else ``None``."""
+    if at >= end:
+        return None
+    found = os.pread(fd, min(_SEARCH, end - at), at).find(b"\n")
+    start = at + found + 1
+    return start if found >= 0 and start < end else None
+
+
 def _check_range(validator: Validator, fd: int, start: int, end: int) -> None:
-    validator.feed_items(read_blocks(_reader(fd, start, end), validator.limits.max_bytes))
+    _feed(validator, _Range(fd, start, end))
+
+
+def _feed(validator: Validator, stretch: _Range) -> None:
+    """Check the lines of ``stretch`` with ``validator``."""
+    stream = cast(BinaryIO, io.BufferedReader(stretch))
+    validator.feed_items(read_blocks(stream, validator.limits.max_bytes))
 
 
 @dataclass(frozen=True)
@@ -181,13 +197,11 @@ class _PartJob:
     def check(self, line: int, stretch: _Range | None = None) -> Part:
         """What the part's lines report when ``line`` lines come before it; ``stretch``, a
         reader of it whose end may move (a child's), else its bytes as they are."""
-        stretch = stretch or _Range(self.fd, self.start, self.end)
         validator = Validator(
             self.endpoint, self.limits, path=self.path, max_issues=self.max_issues
         )
         validator.resume(self.context, line)
-        stream = cast(BinaryIO, io.BufferedReader(stretch))
-        validator.feed_items(read_blocks(stream, validator.limits.max_bytes))
+        _feed(validator, stretch or _Range(self.fd, self.start, self.end))
         return validator.part(self.context, line)
 
     def tail(self, start: int, end: int) -> _PartJob:
@@ -334,11 +348,6 @@ def _loads(data: bytes) -> Part | None:
 _SIZES = struct.Struct("<qq")
 
 
-def _reader(fd: int, start: int, end: int) -> BinaryIO:
-    """Bytes ``start`` to ``end`` of the open file ``fd`` as a binary stream."""
-    return cast(BinaryIO, io.BufferedReader(_Range(fd, start, end)))
-
-
 class _Range(io.RawIOBase):
     """A stretch of an open file, read with ``pread``: the descriptor's own offset is never
     used, so this process and its children read one descriptor at once."""
@@ -427,11 +436,7 @@ class _GivingRange(_Range):
         """A line start about halfway through what is left, or 0 if too little is left."""
         if self.end - self._at < MIN_TAIL_BYTES:
             return 0
-        half = (self._at + self.end) // 2
-        found = os.pread(self._fd, min(_SEARCH, self.end - half), half).find(b"\n")
-        if found < 0 or half + found + 1 >= self.end:
-            return 0
-        return half + found + 1
+        return _line_start_after(self._fd, (self._at + self.end) // 2, self.end) or 0
 
     def _stop_answering(self) -> None:
         """No more offers: a request from now on finds the offers' pipe closed.  (The
